@@ -1,0 +1,12 @@
+"""paperzoo: one Snakemake DAG that regenerates the results of ten papers.
+
+See README.md for usage and ``../shared/DESIGN.md`` for the architecture. All logic lives
+in this package; the workflow rules only call its entry points (``python -m ...``).
+"""
+
+__version__ = "0.1.0"
+
+STUDIES = (
+    "lae", "cfnet", "drkd", "kd_detr", "group_detr",
+    "apis", "ufo", "cpgnet", "valley_phonons", "interface_phonons",
+)

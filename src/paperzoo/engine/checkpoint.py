@@ -1,0 +1,105 @@
+"""Checkpoints and resumable loops.
+
+A long step saves its state every ``every_s`` seconds to ``<final>.partial`` (atomically),
+resumes from that file after a kill, and removes it once the final output is written.
+Checkpoints are read with ``torch.load(weights_only=True)``: state must be tensors, numbers,
+strings, lists and dicts (numpy arrays are converted to tensors on save).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .io import atomic_path
+
+
+def _to_torch(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_torch(v) for v in obj]
+    return obj
+
+
+def _from_torch(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__"}:
+            return obj["__ndarray__"].numpy()
+        return {k: _from_torch(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_torch(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Atomically save ``state`` (tensors, numpy arrays, numbers, nested dicts/lists)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(_to_torch(state), tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    import torch
+
+    return _from_torch(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def partial_path(final: str | os.PathLike) -> Path:
+    final = Path(final)
+    return final.with_name(final.name + ".partial")
+
+
+def run_resumable(
+    total: int,
+    step: Callable[[int], None],
+    get_state: Callable[[], dict],
+    set_state: Callable[[dict], None],
+    final: str | os.PathLike,
+    *,
+    every_s: float = 120.0,
+    desc: str = "",
+    progress: bool = True,
+) -> int:
+    """Run ``step(i)`` for ``i`` in ``[start, total)`` with a progress bar and checkpoints.
+
+    ``final`` names the output this loop produces; its partial checkpoint lives at
+    ``<final>.partial``. If that file exists the loop resumes from it (``set_state`` gets
+    the saved dict, whose ``"_step"`` key says where to continue). The caller writes
+    ``final`` and then calls :func:`finish` to remove the partial file. Returns the
+    step index the loop resumed from (0 for a fresh start).
+    """
+    from tqdm.auto import tqdm
+
+    ckpt = partial_path(final)
+    start = 0
+    if ckpt.exists():
+        state = load_checkpoint(ckpt)
+        start = int(state.pop("_step"))
+        set_state(state)
+    last = time.monotonic()
+    bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, mininterval=2.0)
+    for i in range(start, total):
+        step(i)
+        bar.update(1)
+        if time.monotonic() - last >= every_s and i + 1 < total:
+            save_checkpoint(ckpt, {**get_state(), "_step": i + 1})
+            last = time.monotonic()
+    bar.close()
+    return start
+
+
+def finish(final: str | os.PathLike) -> None:
+    """Remove the partial checkpoint of ``final`` once ``final`` has been written."""
+    partial_path(final).unlink(missing_ok=True)

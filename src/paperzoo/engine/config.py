@@ -1,0 +1,77 @@
+"""Config loading: defaults (``config/config.yaml``) + one flat scale overlay + validation.
+
+The overlay ``config/scales/<scale>.yaml`` is a flat mapping of dotted keys onto the
+nested defaults, e.g. ``interface_phonons.md.n_steps: 20000``. An overlay may only change
+keys that exist in the defaults (a typo fails here, naming the key). The merged config is
+then validated against ``workflow/schemas/config.schema.yaml`` (unknown keys rejected).
+Every error names the offending key and what was expected, before any job starts.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+
+from .io import read_yaml
+
+SCALES = ("tiny", "mini", "paper")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the key and what was expected."""
+
+
+def apply_overlay(base: Mapping, overlay: Mapping, source: str) -> dict:
+    """Return a copy of ``base`` with each dotted key of ``overlay`` set."""
+    merged = copy.deepcopy(dict(base))
+    for dotted, value in (overlay or {}).items():
+        node = merged
+        parts = str(dotted).split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                have = sorted(node) if isinstance(node, dict) else []
+                raise ConfigError(f"{source}: key {dotted!r} does not exist in the defaults "
+                                  f"({'.'.join(parts[:depth]) or 'top level'} has: {', '.join(have)})")
+            if depth == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return merged
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in err.absolute_path) or "top level"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        return f"config key(s) {', '.join(repr(f'{path}.{e}' if path != 'top level' else e) for e in extra)} not allowed; {path} allows: {', '.join(allowed)}"
+    if err.validator == "enum":
+        return f"config key {path!r} = {err.instance!r}: expected one of {err.validator_value}"
+    return f"config key {path!r} = {err.instance!r}: {err.message}"
+
+
+def validate(config: Mapping, schema: Mapping) -> None:
+    """Validate ``config``; raise :class:`ConfigError` describing every problem found."""
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
+
+
+def resolve(config: Mapping, root: str | Path) -> dict:
+    """Apply the scale overlay named by ``config['scale']`` and validate the result."""
+    root = Path(root)
+    scale = config.get("scale")
+    if scale not in SCALES:
+        raise ConfigError(f"config key 'scale' = {scale!r}: expected one of {list(SCALES)}")
+    overlay_file = root / "config" / "scales" / f"{scale}.yaml"
+    merged = apply_overlay(config, read_yaml(overlay_file) or {}, str(overlay_file))
+    validate(merged, read_yaml(root / "workflow" / "schemas" / "config.schema.yaml"))
+    return merged
+
+
+def study_block(config: Mapping, study: str) -> dict[str, Any]:
+    """The ``<study>:`` block, with the scale added (passed to the study's ``from_config``)."""
+    return {**copy.deepcopy(config[study]), "scale": config["scale"]}

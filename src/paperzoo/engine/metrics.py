@@ -1,0 +1,94 @@
+"""Per-run metrics files and their aggregation over seeds.
+
+One run writes ``results/<slug>/<scale>/runs/<arm>/seed<k>/metrics.json``::
+
+    {"study": ..., "scale": ..., "arm": ..., "seed": k,
+     "metrics": {"<name>": float, ...}, "meta": {...}}
+
+``meta`` records what a reader needs to trust the numbers: deviations from the paper's
+recipe at this scale, wall time, thread count, package versions.
+
+Aggregation (:func:`aggregate`) writes ``results/<slug>/<scale>/metrics.json``::
+
+    {"study": ..., "scale": ..., "arms": {"<arm>": {"<name>": {"mean", "std", "n"}}}}
+
+``std`` is the sample standard deviation (ddof=1) over seeds, 0 for a single run.
+Metric names flow unchanged from a study's loss/metric dict to here, to the claims and
+to the report.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .io import read_json, write_json
+
+
+def write_run_metrics(
+    path: str | os.PathLike,
+    *,
+    study: str,
+    scale: str,
+    arm: str,
+    seed: int,
+    metrics: Mapping[str, float],
+    meta: Mapping | None = None,
+) -> None:
+    """Atomically write one run's metrics; every value must be a finite number."""
+    clean = {}
+    for name, value in metrics.items():
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: metric {name!r} of arm {arm!r} is {value}, expected a finite number")
+        clean[name] = value
+    write_json(path, {"study": study, "scale": scale, "arm": arm, "seed": int(seed),
+                      "metrics": clean, "meta": dict(meta or {})})
+
+
+def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
+    """Mean, sample std and n per arm and metric over the given run files."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seeds: dict[str, set[int]] = defaultdict(set)
+    study = scale = None
+    for f in run_files:
+        run = read_json(f)
+        for key in ("study", "scale", "arm", "seed", "metrics"):
+            if key not in run:
+                raise ValueError(f"{f}: run metrics lack the key {key!r}")
+        if study is not None and (run["study"], run["scale"]) != (study, scale):
+            raise ValueError(f"{f}: study/scale {run['study']}/{run['scale']} differ from {study}/{scale}")
+        study, scale = run["study"], run["scale"]
+        if run["seed"] in seeds[run["arm"]]:
+            raise ValueError(f"{f}: seed {run['seed']} of arm {run['arm']!r} appears twice")
+        seeds[run["arm"]].add(run["seed"])
+        for name, v in run["metrics"].items():
+            values[run["arm"]][name].append(float(v))
+    if study is None:
+        raise ValueError("aggregate: no run files given")
+    arms = {}
+    for arm in sorted(values):
+        arms[arm] = {}
+        for name in sorted(values[arm]):
+            v = np.asarray(values[arm][name])
+            arms[arm][name] = {"mean": float(v.mean()),
+                               "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                               "n": int(v.size)}
+    return {"study": study, "scale": scale, "arms": arms}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Aggregate per-seed run metrics into mean/std/n.")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("runs", nargs="+", type=Path)
+    args = ap.parse_args(argv)
+    write_json(args.out, aggregate(args.runs))
+
+
+if __name__ == "__main__":
+    main()

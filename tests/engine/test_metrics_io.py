@@ -1,0 +1,72 @@
+"""Per-run metrics, aggregation, atomic writes and resumable loops."""
+import json
+
+import numpy as np
+import pytest
+
+from paperzoo.engine.checkpoint import finish, load_checkpoint, partial_path, run_resumable, save_checkpoint
+from paperzoo.engine.io import atomic_path, write_json
+from paperzoo.engine.metrics import aggregate, write_run_metrics
+
+
+def test_aggregate_mean_std_n(tmp_path):
+    files = []
+    for seed, acc in enumerate([0.5, 0.6, 0.7]):
+        f = tmp_path / f"a/seed{seed}/metrics.json"
+        write_run_metrics(f, study="s", scale="tiny", arm="a", seed=seed, metrics={"acc": acc})
+        files.append(f)
+    f = tmp_path / "b/seed0/metrics.json"
+    write_run_metrics(f, study="s", scale="tiny", arm="b", seed=0, metrics={"acc": 0.9})
+    agg = aggregate(files + [f])
+    assert agg["arms"]["a"]["acc"] == pytest.approx({"mean": 0.6, "std": 0.1, "n": 3})
+    assert agg["arms"]["b"]["acc"] == {"mean": 0.9, "std": 0.0, "n": 1}
+
+
+def test_bad_runs_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="metric 'acc' of arm 'a' is nan"):
+        write_run_metrics(tmp_path / "m.json", study="s", scale="t", arm="a", seed=0, metrics={"acc": float("nan")})
+    f = tmp_path / "m.json"
+    write_run_metrics(f, study="s", scale="t", arm="a", seed=0, metrics={"acc": 1})
+    with pytest.raises(ValueError, match="seed 0 of arm 'a' appears twice"):
+        aggregate([f, f])
+
+
+def test_atomic_path_leaves_target_untouched_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"ok": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert json.loads(target.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_checkpoint_roundtrip_numpy(tmp_path):
+    state = {"x": np.arange(6.0).reshape(2, 3), "k": 3, "nested": {"rng": np.array([1, 2], dtype=np.uint64)}}
+    save_checkpoint(tmp_path / "c.pt", state)
+    back = load_checkpoint(tmp_path / "c.pt")
+    np.testing.assert_array_equal(back["x"], state["x"])
+    assert back["k"] == 3 and back["nested"]["rng"].dtype == np.uint64
+
+
+def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path):
+    final = tmp_path / "result.json"
+
+    def run(kill_at=None):
+        acc = {"total": np.zeros(1)}
+
+        def step(i):
+            if i == kill_at:
+                raise KeyboardInterrupt
+            acc["total"] += i
+
+        run_resumable(10, step, lambda: dict(acc), acc.update, final, every_s=0.0, progress=False)
+        return float(acc["total"][0])
+
+    with pytest.raises(KeyboardInterrupt):
+        run(kill_at=6)
+    assert partial_path(final).exists()
+    assert run() == sum(range(10))  # resumed from the step-6 checkpoint, same total
+    finish(final)
+    assert not partial_path(final).exists()

@@ -1,0 +1,74 @@
+# Config loading + scale overlay + validation, the target registry, and small helpers.
+# All logic lives in src/paperzoo; this file only looks things up.
+import json
+
+from snakemake.exceptions import WorkflowError
+
+from paperzoo.engine.config import ConfigError, resolve, study_block
+
+try:
+    _resolved = resolve(config, workflow.basedir)
+except ConfigError as err:
+    raise WorkflowError(f"paperzoo: {err}") from None
+config.clear()
+config.update(_resolved)
+
+SCALE = config["scale"]
+STUDIES = list(config["studies"])
+
+# Entry points run with the rule's thread count pinned for every BLAS/OpenMP pool: two
+# 2-thread jobs side by side collapse on a 2-core machine (CPU-NOTES §2).
+PY = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} HF_HUB_OFFLINE=1 python -m"
+
+# Target registry: each study's rules file registers its per-run metrics and its figures.
+RUNS = {}
+FIGURES = {}
+
+
+wildcard_constraints:
+    study="|".join(STUDIES) if STUDIES else "NONE",
+
+
+def register(study, runs, figures):
+    RUNS[study] = list(runs)
+    FIGURES[study] = list(figures)
+
+
+def is_enabled(study):
+    return study in STUDIES
+
+
+def res(study, *parts):
+    """results/<study>/<scale>/<parts...>"""
+    return "/".join(["results", study, SCALE, *parts])
+
+
+def log_path(study, rule, name="log"):
+    """logs/<study>/<scale>/<rule>/<name>.log (logs mirror results/)."""
+    return f"logs/{study}/{SCALE}/{rule}/{name}.log"
+
+
+def get_block(study, *keys):
+    """JSON of the study's config block (only the given sub-keys, plus the scale).
+
+    Passing only the sub-blocks a rule reads means a change to one step's settings
+    reruns that step, not the whole study.
+    """
+    block = study_block(config, study)
+    if keys:
+        block = {k: block[k] for k in (*keys, "scale")}
+    return json.dumps(block, sort_keys=True)
+
+
+def get_runs(wildcards):
+    return RUNS[wildcards.study]
+
+
+def all_targets():
+    targets = []
+    for study in STUDIES:
+        targets += [res(study, "claims.json"), *FIGURES[study]]
+    if STUDIES:
+        targets += expand("results/report/{scale}/{name}", scale=SCALE,
+                          name=["claims.md", "claims.csv", "index.html"])
+    return targets

@@ -1,0 +1,52 @@
+# Generic per-study aggregation and claims, and the cross-study report.
+
+
+rule aggregate:
+    input:
+        get_runs,
+    output:
+        f"results/{{study}}/{SCALE}/metrics.json",
+    log:
+        f"logs/{{study}}/{SCALE}/aggregate/log.log",
+    threads: 1
+    conda:
+        "../../envs/phonon.yaml"
+    shell:
+        PY + " paperzoo.engine.metrics --out {output} {input} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        metrics=f"results/{{study}}/{SCALE}/metrics.json",
+        paper="src/paperzoo/studies/{study}/paper.yaml",
+    output:
+        f"results/{{study}}/{SCALE}/claims.json",
+    log:
+        f"logs/{{study}}/{SCALE}/claims/log.log",
+    params:
+        scale=SCALE,
+    threads: 1
+    conda:
+        "../../envs/phonon.yaml"
+    shell:
+        PY + " paperzoo.engine.claims --paper {input.paper} --metrics {input.metrics}"
+        " --scale {params.scale} --out {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        claims=[res(s, "claims.json") for s in STUDIES],
+        figures=[f for s in STUDIES for f in FIGURES[s]],
+    output:
+        md=f"results/report/{SCALE}/claims.md",
+        csv=f"results/report/{SCALE}/claims.csv",
+        html=report(f"results/report/{SCALE}/index.html", caption="../report/report.rst",
+                    category="Report"),
+    log:
+        f"logs/report/{SCALE}/report/log.log",
+    threads: 1
+    conda:
+        "../../envs/phonon.yaml"
+    shell:
+        PY + " paperzoo.engine.report build --claims {input.claims} --figures {input.figures}"
+        " --out-dir results/report/" + SCALE + " > {log} 2>&1"
