@@ -1,6 +1,7 @@
 # Config loading + scale overlay + validation, the target registry, and small helpers.
 # All logic lives in src/paperzoo; this file only looks things up.
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 
@@ -16,9 +17,10 @@ config.update(_resolved)
 SCALE = config["scale"]
 STUDIES = list(config["studies"])
 
-# Entry points run with the rule's thread count pinned for every BLAS/OpenMP pool: two
-# 2-thread jobs side by side collapse on a 2-core machine (CPU-NOTES §2).
-PY = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} HF_HUB_OFFLINE=1 python -m"
+# Snakemake itself pins OMP/MKL/OPENBLAS threads to each job's `threads:` (two 2-thread
+# jobs side by side collapse on a 2-core machine, CPU-NOTES §2). Model hubs are unreachable:
+# timm must fail fast instead of retrying for ~48 s.
+shell.prefix("set -euo pipefail; export HF_HUB_OFFLINE=1; ")
 
 # Target registry: each study's rules file registers its per-run metrics and its figures.
 RUNS = {}
@@ -40,7 +42,7 @@ def is_enabled(study):
 
 def res(study, *parts):
     """results/<study>/<scale>/<parts...>"""
-    return "/".join(["results", study, SCALE, *parts])
+    return os.path.join("results", study, SCALE, *parts)
 
 
 def log_path(study, rule, name="log"):

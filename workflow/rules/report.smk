@@ -12,7 +12,7 @@ rule aggregate:
     conda:
         "../../envs/phonon.yaml"
     shell:
-        PY + " paperzoo.engine.metrics --out {output} {input} > {log} 2>&1"
+        "python -m paperzoo.engine.metrics --out {output} {input} > {log} 2>&1"
 
 
 rule claims:
@@ -29,7 +29,7 @@ rule claims:
     conda:
         "../../envs/phonon.yaml"
     shell:
-        PY + " paperzoo.engine.claims --paper {input.paper} --metrics {input.metrics}"
+        "python -m paperzoo.engine.claims --paper {input.paper} --metrics {input.metrics}"
         " --scale {params.scale} --out {output} > {log} 2>&1"
 
 
@@ -42,11 +42,13 @@ rule report:
         csv=f"results/report/{SCALE}/claims.csv",
         html=report(f"results/report/{SCALE}/index.html", caption="../report/report.rst",
                     category="Report"),
+    params:
+        out_dir=lambda w, output: os.path.dirname(output.md),
     log:
         f"logs/report/{SCALE}/report/log.log",
     threads: 1
     conda:
         "../../envs/phonon.yaml"
     shell:
-        PY + " paperzoo.engine.report build --claims {input.claims} --figures {input.figures}"
-        " --out-dir results/report/" + SCALE + " > {log} 2>&1"
+        "python -m paperzoo.engine.report build --claims {input.claims} --figures {input.figures}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
