@@ -51,14 +51,14 @@ def log_path(study, rule, name="log"):
 
 
 def get_block(study, *keys):
-    """JSON of the study's config block (only the given sub-keys, plus the scale).
+    """JSON of the study's config block (only the given sub-keys).
 
     Passing only the sub-blocks a rule reads means a change to one step's settings
     reruns that step, not the whole study.
     """
     block = study_block(config, study)
     if keys:
-        block = {k: block[k] for k in (*keys, "scale")}
+        block = {k: block[k] for k in keys}
     return json.dumps(block, sort_keys=True)
 
 

@@ -4,7 +4,13 @@
 
 IP = "interface_phonons"
 IP_MD_SEEDS = list(range(config[IP]["md"]["seeds"])) if is_enabled(IP) else []
-IP_FIGS = ["fig_transmission_vs_T", "fig_conductance_vs_T", "fig_localization_vs_T"]
+IP_FIGS = [
+    "fig_transmission_vs_T",
+    "fig_keff_vs_T",
+    "fig_conductance_vs_T",
+    "fig_conductance_physical_vs_T",
+    "fig_localization_vs_T",
+]
 
 if is_enabled(IP):
     register(
@@ -18,52 +24,63 @@ if is_enabled(IP):
 rule interface_phonons_elastic:
     output:
         metrics=res(IP, "runs/elastic/seed0/metrics.json"),
-        table=res(IP, "tables/transmission_vs_T.csv"),
         npz=res(IP, "runs/elastic/seed0/curves.npz"),
+        keff=res(IP, "tables/keff_vs_T.csv"),
+        transmission=res(IP, "tables/transmission_vs_omega.csv"),
+        physical=res(IP, "tables/transmission_physical.csv"),
+        conductance=res(IP, "tables/conductance_vs_T.csv"),
     params:
-        cfg=lambda w: get_block(IP, "model", "elastic", "physical"),
+        cfg=lambda w: get_block(IP, "model", "scph", "elastic", "physical"),
+        scale=SCALE,
     log:
         log_path(IP, "elastic"),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
     shell:
-        "python -m paperzoo.studies.interface_phonons.steps elastic --params {params.cfg:q}"
-        " --out {output.metrics} --table {output.table} --npz {output.npz} > {log} 2>&1"
+        "python -m paperzoo.studies.interface_phonons.steps elastic --params {params.cfg:q} --scale {params.scale}"
+        " --threads {threads} --out {output.metrics} --npz {output.npz} --keff-csv {output.keff}"
+        " --transmission-csv {output.transmission} --physical-csv {output.physical}"
+        " --conductance-csv {output.conductance} > {log} 2>&1"
 
 
 rule interface_phonons_localized:
     output:
         metrics=res(IP, "runs/localized/seed0/metrics.json"),
-        table=res(IP, "tables/localization_vs_T.csv"),
         npz=res(IP, "runs/localized/seed0/curves.npz"),
+        table=res(IP, "tables/localization_vs_T.csv"),
     params:
-        cfg=lambda w: get_block(IP, "model", "localized"),
+        cfg=lambda w: get_block(IP, "model", "scph", "localized"),
+        scale=SCALE,
     log:
         log_path(IP, "localized"),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
     shell:
-        "python -m paperzoo.studies.interface_phonons.steps localized --params {params.cfg:q}"
-        " --out {output.metrics} --table {output.table} --npz {output.npz} > {log} 2>&1"
+        "python -m paperzoo.studies.interface_phonons.steps localized --params {params.cfg:q} --scale {params.scale}"
+        " --threads {threads} --out {output.metrics} --table {output.table} --npz {output.npz} > {log} 2>&1"
 
 
+# Resumable: a killed run continues from <metrics>.partial (not a declared output, so
+# Snakemake keeps it when the job fails).
 rule interface_phonons_md:
     output:
         metrics=res(IP, "runs/md/seed{seed}/metrics.json"),
+        table=res(IP, "runs/md/seed{seed}/md.csv"),
     params:
         cfg=lambda w: get_block(IP, "model", "md"),
+        scale=SCALE,
     log:
         log_path(IP, "md", "seed{seed}"),
     threads: 1
     resources:
-        runtime=30,
+        runtime=60,
     conda:
         "../../envs/phonon.yaml"
     shell:
-        "python -m paperzoo.studies.interface_phonons.steps md --params {params.cfg:q} --seed {wildcards.seed}"
-        " --threads {threads} --out {output.metrics} > {log} 2>&1"
+        "python -m paperzoo.studies.interface_phonons.steps md --params {params.cfg:q} --scale {params.scale}"
+        " --seed {wildcards.seed} --threads {threads} --out {output.metrics} --table {output.table} > {log} 2>&1"
 
 
 rule interface_phonons_figures:
@@ -77,6 +94,8 @@ rule interface_phonons_figures:
             for name in IP_FIGS
         ],
     params:
+        cfg=lambda w: get_block(IP, "model", "md"),
+        scale=SCALE,
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(IP, "figures"),
@@ -84,9 +103,9 @@ rule interface_phonons_figures:
     conda:
         "../../envs/phonon.yaml"
     shell:
-        "python -m paperzoo.studies.interface_phonons.steps figures --metrics {input.metrics}"
-        " --elastic {input.elastic} --localized {input.localized}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m paperzoo.studies.interface_phonons.steps figures --params {params.cfg:q} --scale {params.scale}"
+        " --metrics {input.metrics} --elastic-npz {input.elastic} --localized-npz {input.localized}"
+        " --outdir {params.out_dir} > {log} 2>&1"
 
 
 rule interface_phonons:

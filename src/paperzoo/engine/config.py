@@ -73,5 +73,5 @@ def resolve(config: Mapping, root: str | Path) -> dict:
 
 
 def study_block(config: Mapping, study: str) -> dict[str, Any]:
-    """The ``<study>:`` block, with the scale added (passed to the study's ``from_config``)."""
-    return {**copy.deepcopy(config[study]), "scale": config["scale"]}
+    """A copy of the ``<study>:`` block (what a study's ``from_config`` functions unpack)."""
+    return copy.deepcopy(dict(config[study]))

@@ -37,7 +37,8 @@ def _paper(p: dict | None) -> str:
     if p is None:
         return "—"
     tag = "" if p.get("verified") else " (not verified)"
-    return f"{p.get('value')} [{p.get('source')}]{tag}"
+    value = "qualitative" if p.get("value") is None else p["value"]
+    return f"{value} [{p.get('source')}]{tag}"
 
 
 def rows(claims_files: list[Path]) -> list[dict]:
