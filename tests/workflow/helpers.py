@@ -15,7 +15,7 @@ def copy_workflow(dst: Path) -> Path:
     """Copy what the DAG reads (not results/, logs/ or .snakemake/) into ``dst``."""
     for name in ("Snakefile", "dvc.yaml", ".dvcignore"):
         shutil.copy2(REPO / name, dst / name)
-    for name in ("workflow", "config", "src"):
+    for name in ("workflow", "config", "src", "envs"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return dst
 
