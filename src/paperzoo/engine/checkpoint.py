@@ -8,6 +8,7 @@ strings, lists and dicts (numpy arrays are converted to tensors on save).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -88,6 +89,7 @@ def run_resumable(
         state = load_checkpoint(ckpt)
         start = int(state.pop("_step"))
         set_state(state)
+        print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
     last = time.monotonic()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, mininterval=2.0)
     for i in range(start, total):
