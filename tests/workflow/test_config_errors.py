@@ -11,6 +11,11 @@ def test_overlay_typo_names_the_key():
         apply_overlay({"interface_phonons": {"md": {"n_steps": 1}}}, {"interface_phonons.md.n_stepz": 2}, "x.yaml")
 
 
+def test_overlay_must_set_leaves_not_blocks():
+    with pytest.raises(ConfigError, match="names a block"):
+        apply_overlay({"a": {"md": {"n": 1, "m": 2}}}, {"a.md": {"n": 3}}, "x.yaml")
+
+
 def test_unknown_scale_lists_allowed():
     with pytest.raises(ConfigError, match=r"'scale' = 'tyni': expected one of \['tiny', 'mini', 'paper'\]"):
         resolve({"scale": "tyni", "studies": []}, REPO)

@@ -35,6 +35,9 @@ def apply_overlay(base: Mapping, overlay: Mapping, source: str) -> dict:
                 raise ConfigError(f"{source}: key {dotted!r} does not exist in the defaults "
                                   f"({'.'.join(parts[:depth]) or 'top level'} has: {', '.join(have)})")
             if depth == len(parts) - 1:
+                if isinstance(node[part], dict) or isinstance(value, dict):
+                    raise ConfigError(f"{source}: key {dotted!r} names a block; overlays set single "
+                                      f"values with flat dotted keys (e.g. '{dotted}.<key>: value')")
                 node[part] = value
             else:
                 node = node[part]
