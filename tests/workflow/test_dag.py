@@ -28,6 +28,16 @@ def test_paper_scale_dry_runs_without_data(tmp_path):
     copy_workflow(tmp_path)
     proc = snakemake(tmp_path, "-n", "--config", "scale=paper")
     assert "interface_phonons_md" in proc.stdout
+    proc = snakemake(tmp_path, "-n", "data", "--config", "scale=paper")
+    assert "data_coco" in proc.stdout  # the real COCO download + verification step
+
+
+@pytest.mark.slow
+def test_tiny_datasets_generate_with_manifests(tiny):
+    snakemake(tiny, "data", "--config", "scale=tiny", "--cores", "2")
+    for name in ("shapes", "classes", "digits"):
+        manifest = json.loads((tiny / f"results/data/{name}/tiny/manifest.json").read_text())
+        assert manifest["files"], name
 
 
 @pytest.mark.slow

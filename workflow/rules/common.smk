@@ -62,6 +62,21 @@ def get_block(study, *keys):
     return json.dumps(block, sort_keys=True)
 
 
+# Datasets of the embedded scales (workflow/rules/data.smk); COCO 2017 at paper scale.
+DATASETS = ["shapes", "classes", "digits"]
+
+
+def get_data_block(dataset):
+    return json.dumps(config["data"][dataset], sort_keys=True)
+
+
+def data_targets():
+    targets = [f"results/data/{d}/{SCALE}/manifest.json" for d in DATASETS]
+    if SCALE == "paper":
+        targets.append("results/data/coco/paper/verified.json")
+    return targets
+
+
 def get_runs(wildcards):
     return RUNS[wildcards.study]
 

@@ -1,0 +1,181 @@
+"""COCO evaluation (pycocotools ``COCOeval``) for ``bbox`` and ``segm``, as flat metric dicts.
+
+Metric names (per IoU type; :func:`evaluate_detections` prefixes them ``bbox_`` / ``segm_``):
+``AP`` (IoU .50:.95), ``AP50``, ``AP75``, ``AP_S``, ``AP_M``, ``AP_L``, ``AR1``, ``AR10``,
+``AR100``, ``AR_S``, ``AR_M``, ``AR_L`` — COCO's twelve summary numbers, as fractions in
+[0, 1]. A number COCO reports as -1 (no ground truth in that area range) becomes NaN:
+drop it before ``write_run_metrics``, which accepts only finite values.
+
+**Area ranges.** COCO calls an object small below 32² px², large above 96² px², in images
+whose longer side is 640 px. Those absolute thresholds are meaningless for 64-px images,
+so with ``area_rule="scaled"`` they keep the same *fraction of the image*:
+
+    small  : area ≤ (32 · s / 640)²        medium : (32 · s / 640)² < area ≤ (96 · s / 640)²
+    large  : area > (96 · s / 640)²        where s = longer image side in px
+
+(s = 64 → 10.24 and 92.16 px²; s = 128 → 40.96 and 368.64 px²). ``s`` is ``image_size``
+if given, else the median longer side of the ground-truth images. ``area_rule="coco"``
+keeps COCO's defaults (use it at ``paper`` scale). The same ranges apply to AR_S/M/L.
+
+Predictions are COCO result dicts (``image_id``, ``category_id``, ``score`` and ``bbox``
+[x, y, w, h] px and/or ``segmentation`` RLE); :func:`results_from_predictions` builds them
+from DETR-style per-image outputs. Empty predictions give 0.0 for every range that has
+ground truth (NaN otherwise) without calling pycocotools, which cannot load an empty list.
+For ``segm`` the ``bbox`` field is dropped from the results, so that detection areas are
+mask areas (pycocotools would otherwise take the box area; detectron2 does the same).
+pycocotools' prints are silenced.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+METRIC_NAMES = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR1", "AR10", "AR100", "AR_S", "AR_M", "AR_L")
+COCO_REFERENCE_SIDE = 640.0       # longer side of a COCO image: where 32² / 96² were defined
+COCO_SMALL, COCO_LARGE = 32.0, 96.0
+_MAX_AREA = 1e5**2                # COCO's "no upper bound"
+AreaRule = Literal["scaled", "coco"]
+
+
+def area_ranges(image_size: float | None) -> list[list[float]]:
+    """``COCOeval.params.areaRng`` (all, small, medium, large) for images of longer side ``image_size``.
+
+    ``None`` gives COCO's defaults. See the module docstring for the rule.
+    """
+    k = 1.0 if image_size is None else float(image_size) / COCO_REFERENCE_SIDE
+    s, m = (COCO_SMALL * k) ** 2, (COCO_LARGE * k) ** 2
+    return [[0.0, _MAX_AREA], [0.0, s], [s, m], [m, _MAX_AREA]]
+
+
+def load_coco_gt(gt: str | os.PathLike | dict | COCO) -> COCO:
+    """A pycocotools ``COCO`` from a JSON path, a dict or an existing ``COCO`` (silently)."""
+    if isinstance(gt, COCO):
+        return gt
+    coco = COCO()
+    coco.dataset = json.loads(Path(gt).read_text()) if not isinstance(gt, dict) else copy.deepcopy(gt)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def _image_side(coco: COCO, img_ids: Sequence[int]) -> float:
+    sides = [max(coco.imgs[i]["width"], coco.imgs[i]["height"]) for i in img_ids]
+    return float(np.median(sides))
+
+
+def _empty_metrics(coco: COCO, img_ids: Sequence[int], ranges: list[list[float]]) -> dict[str, float]:
+    """Metrics of an empty prediction list: 0 where the range holds ground truth, NaN elsewhere."""
+    anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=list(img_ids))) if not a.get("iscrowd", 0)]
+    areas = np.array([a["area"] for a in anns], float)
+    has = [bool(((areas >= lo) & (areas <= hi)).any()) for lo, hi in ranges]
+    zero = lambda ok: 0.0 if ok else float("nan")  # noqa: E731
+    which = {"AP": 0, "AP50": 0, "AP75": 0, "AP_S": 1, "AP_M": 2, "AP_L": 3, "AR1": 0, "AR10": 0, "AR100": 0,
+             "AR_S": 1, "AR_M": 2, "AR_L": 3}
+    return {name: zero(has[which[name]]) for name in METRIC_NAMES}
+
+
+def _strip(results: Iterable[dict], iou_type: str) -> list[dict]:
+    keep = ("image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation")
+    out = []
+    for r in results:
+        if keep[-1] not in r:
+            raise ValueError(f"{iou_type} evaluation needs {keep[-1]!r} in every result; got keys {sorted(r)}")
+        out.append({k: r[k] for k in keep})
+    return out
+
+
+def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, iou_type: str = "bbox",
+             area_rule: AreaRule = "scaled", image_size: float | None = None,
+             img_ids: Sequence[int] | None = None) -> dict[str, float]:
+    """COCO summary metrics of ``results`` against ``gt`` for one IoU type (``bbox`` or ``segm``).
+
+    ``img_ids`` restricts the evaluation (default: every ground-truth image, including
+    images with no prediction). Returns ``{name: value}`` for :data:`METRIC_NAMES`.
+    """
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"iou_type = {iou_type!r}: expected 'bbox' or 'segm'")
+    if area_rule not in ("scaled", "coco"):
+        raise ValueError(f"area_rule = {area_rule!r}: expected 'scaled' or 'coco'")
+    coco_gt = load_coco_gt(gt)
+    img_ids = sorted(coco_gt.getImgIds()) if img_ids is None else list(img_ids)
+    side = None if area_rule == "coco" else (image_size or _image_side(coco_gt, img_ids))
+    ranges = area_ranges(side)
+    results = _strip(results, iou_type)
+    if not results:
+        return _empty_metrics(coco_gt, img_ids, ranges)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(copy.deepcopy(results))   # loadRes edits the dicts it is given
+        ev = COCOeval(coco_gt, coco_dt, iou_type)
+        ev.params.imgIds = img_ids
+        ev.params.areaRng = ranges
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: (float("nan") if v < 0 else float(v)) for name, v in zip(METRIC_NAMES, ev.stats)}
+
+
+def evaluate_detections(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *,
+                        iou_types: Sequence[str] = ("bbox", "segm"), area_rule: AreaRule = "scaled",
+                        image_size: float | None = None, img_ids: Sequence[int] | None = None) -> dict[str, float]:
+    """:func:`evaluate` for each IoU type, names prefixed: ``bbox_AP``, ..., ``segm_AR_L``."""
+    coco_gt = load_coco_gt(gt)
+    out = {}
+    for t in iou_types:
+        m = evaluate(coco_gt, results, iou_type=t, area_rule=area_rule, image_size=image_size, img_ids=img_ids)
+        out.update({f"{t}_{k}": v for k, v in m.items()})
+    return out
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def results_from_predictions(predictions: Sequence[dict], image_ids: Sequence[int], category_ids: Sequence[int], *,
+                             box_format: Literal["xyxy", "cxcywh_norm"] = "xyxy",
+                             image_sizes: Sequence[Sequence[int]] | None = None,
+                             mask_threshold: float = 0.5) -> list[dict]:
+    """COCO result dicts from per-image predictions (tensors or arrays).
+
+    ``predictions[i]`` belongs to COCO image ``image_ids[i]`` and holds ``scores`` (n,),
+    ``labels`` (n,) contiguous class indices (``category_ids[label]`` is the COCO id),
+    ``boxes`` (n, 4) — absolute ``x0, y0, x1, y1`` px (DETR's ``PostProcess`` output) or,
+    with ``box_format="cxcywh_norm"``, normalised ``cx, cy, w, h`` scaled by
+    ``image_sizes[i] = (h, w)`` — and optionally ``masks`` (n, H, W), bool or
+    probabilities (``> mask_threshold``), at the original image size.
+    """
+    out = []
+    for i, (pred, img_id) in enumerate(zip(predictions, image_ids)):
+        scores, labels = _np(pred["scores"]).astype(float), _np(pred["labels"]).astype(int)
+        boxes = _np(pred["boxes"]).astype(float).reshape(-1, 4)
+        if box_format == "cxcywh_norm":
+            if image_sizes is None:
+                raise ValueError("box_format='cxcywh_norm' needs image_sizes (h, w) per image")
+            h, w = image_sizes[i]
+            cx, cy, bw, bh = boxes.T
+            xywh = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h], 1)
+        elif box_format == "xyxy":
+            xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
+        else:
+            raise ValueError(f"box_format = {box_format!r}: expected 'xyxy' or 'cxcywh_norm'")
+        rles = None
+        if "masks" in pred and len(scores):
+            m = _np(pred["masks"])
+            m = (m > mask_threshold) if m.dtype != bool else m
+            rles = mask_utils.encode(np.asfortranarray(m.transpose(1, 2, 0).astype(np.uint8)))
+        for k in range(len(scores)):
+            r = {"image_id": int(img_id), "category_id": int(category_ids[labels[k]]), "score": float(scores[k]),
+                 "bbox": [float(x) for x in xywh[k]]}
+            if rles is not None:
+                r["segmentation"] = {"size": list(rles[k]["size"]), "counts": rles[k]["counts"].decode("ascii")}
+            out.append(r)
+    return out

@@ -1,0 +1,46 @@
+# Datasets. Embedded scales (tiny, mini) generate them, seeded; the paper scale downloads
+# and verifies COCO 2017. Outputs: results/data/<dataset>/<scale>/ with manifest.json
+# written last (it exists only for a complete dataset). DVC-tracked (dvc.yaml, stage data).
+
+rule data_generate:
+    output:
+        f"results/data/{{dataset}}/{SCALE}/manifest.json",
+    params:
+        cfg=lambda w: get_data_block(w.dataset),
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
+    log:
+        f"logs/data/{SCALE}/generate/{{dataset}}.log",
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.data.generate {wildcards.dataset} --params {params.cfg:q}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# Paper scale: HTTPS download with size + SHA-256 checks, resumable, safe extraction.
+rule data_coco:
+    output:
+        "results/data/coco/paper/verified.json",
+    params:
+        cfg=lambda w: get_data_block("coco"),
+        root=lambda w, output: os.path.dirname(output[0]),
+    log:
+        "logs/data/paper/coco.log",
+    threads: 1
+    resources:
+        runtime=600,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.data.coco_download fetch --params {params.cfg:q} --root {params.root} > {log} 2>&1"
+        " && python -m paperzoo.data.coco_download verify --params {params.cfg:q} --root {params.root}"
+        " --splits val2017 train2017 --out {output} >> {log} 2>&1"
+
+
+rule data:
+    localrule: True
+    input:
+        data_targets(),
