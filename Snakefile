@@ -15,6 +15,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/interface_phonons.smk"
+include: "workflow/rules/valley_phonons.smk"
 include: "workflow/rules/report.smk"
 
 
