@@ -1,0 +1,7 @@
+"""Shared building blocks (DESIGN.md "layers/"): box ops, Hungarian matcher, set criterion,
+positional encodings, backbones, the DETR-lite transformer and the model registry.
+
+Importing this package registers every model, so ``create_model`` sees them all.
+"""
+from . import backbones, detr_lite  # noqa: F401  (registration side effects)
+from .registry import create_model, list_models, register_model  # noqa: F401
