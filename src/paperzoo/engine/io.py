@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -72,6 +72,15 @@ def read_json(path: str | os.PathLike) -> Any:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None:
+    """Write named arrays as an ``.npz`` (no pickles), atomically."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def read_yaml(path: str | os.PathLike) -> Any:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -49,6 +51,15 @@ def write_run_metrics(
         clean[name] = value
     write_json(path, {"study": study, "scale": scale, "arm": arm, "seed": int(seed),
                       "metrics": clean, "meta": dict(meta or {})})
+
+
+def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy"), **extra) -> dict:
+    """Provenance for a run's ``meta``: wall time since ``t0`` (``time.perf_counter``),
+    threads, Python and the versions of ``packages``, plus study-specific ``extra`` keys."""
+    from importlib.metadata import version
+
+    return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
+            "python": platform.python_version(), **{p: version(p) for p in packages}, **extra}
 
 
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:

@@ -26,15 +26,14 @@ import argparse
 import csv
 import io
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 from paperzoo.engine.checkpoint import finish
-from paperzoo.engine.io import atomic_path, read_json, write_text
-from paperzoo.engine.metrics import write_run_metrics
+from paperzoo.engine.io import read_json, write_npz, write_text
+from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 from . import elastic, localized, md, nemd_theory, scph
@@ -115,17 +114,8 @@ def _write_csv(path, columns: dict) -> None:
     write_text(path, buf.getvalue())
 
 
-def _write_npz(path, arrays: dict) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
 def _meta(t0: float, threads: int, **extra) -> dict:
-    import scipy
-
-    return {"model": MODEL_NOTE, "wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__, **extra}
+    return run_meta(t0, threads, model=MODEL_NOTE, **extra)
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -177,7 +167,7 @@ def run_elastic(block: dict, *, scale: str, out, npz, keff_csv, transmission_csv
                                  "conductance_harmonic_pW_per_K": phys["line_G_harmonic_pW_per_K"],
                                  "conductance_quartic_pW_per_K": phys["line_G_quartic_pW_per_K"]})
     arrays = {k: v for k, v in {**a, **lines, **phys}.items() if not isinstance(v, dict)}
-    _write_npz(npz, arrays)
+    write_npz(npz, arrays)
     return metrics
 
 
@@ -215,7 +205,7 @@ def run_localized(block: dict, *, scale: str, out, table, npz, threads: int = 1)
                        "loc_omega": res["omega"], "loc_weight_ab": res["weight"], "loc_weight_a": res["weight_a"],
                        "loc_weight_b": res["weight_b"], "decay_left_sites": res["decay_left"],
                        "decay_right_sites": res["decay_right"], "ipr": res["ipr"], "participation_ratio": res["pr"]})
-    _write_npz(npz, {**res, "ldos_eta": kw["ldos_eta"]})
+    write_npz(npz, {**res, "ldos_eta": kw["ldos_eta"]})
     return metrics
 
 

@@ -26,14 +26,13 @@ import argparse
 import csv
 import io
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import atomic_path, read_json, write_json, write_text
-from paperzoo.engine.metrics import write_run_metrics
+from paperzoo.engine.io import atomic_path, read_json, write_json, write_npz, write_text
+from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 from . import layergroups, lgscan, materials
@@ -102,21 +101,8 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _write_npz(path, arrays: dict) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
 def _meta(t0: float, threads: int, **extra) -> dict:
-    import ase
-    import phonopy
-    import scipy
-    import spglib
-
-    return {"model": MODEL_NOTE, "wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "phonopy": phonopy.__version__, "spglib": spglib.__version__, "ase": ase.__version__, **extra}
+    return run_meta(t0, threads, ("numpy", "scipy", "phonopy", "spglib", "ase"), model=MODEL_NOTE, **extra)
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -140,7 +126,7 @@ def run_material(block: dict, *, material: str, scale: str, out, phonopy_params,
     with atomic_path(phonopy_params) as tmp:
         res["ph"].save(tmp, settings={"force_constants": True})
     b = res["bands"]
-    _write_npz(bands_npz, {"material": material, "distance_inv_A": b["distance_inv_A"], "freq_THz": b["freq_THz"],
+    write_npz(bands_npz, {"material": material, "distance_inv_A": b["distance_inv_A"], "freq_THz": b["freq_THz"],
                            "qpoints": b["qpoints"], "label_distance_inv_A": b["label_distance_inv_A"],
                            "labels": b["labels"], "freq_K_THz": res["freq_K_THz"],
                            "pairs_K": np.array(res["pairs_K"], int).reshape(-1, 2),
