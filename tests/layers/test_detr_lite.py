@@ -18,7 +18,7 @@ def _images(B=2, seed=0):
     return torch.randn(B, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(module="paperzoo.layers"))
 def test_every_registered_model_runs_forward_and_backward(name):
     torch.manual_seed(0)
     model = create_model(name)
@@ -48,6 +48,8 @@ def test_registry_overrides_and_errors():
     with pytest.raises(ValueError, match="already registered"):
         register_model(type("F", (), {"__name__": "test_cnn", "__call__": lambda self: None})())
     assert list_models("detr_lite_*") == ["detr_lite_m", "detr_lite_s", "detr_lite_tiny"]
+    assert "test_detr_lite" in list_models(module="paperzoo.layers")
+    assert not list_models("*cpgnet*", module="paperzoo.layers")
 
 
 def test_output_keys_and_shapes():

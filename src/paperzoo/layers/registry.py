@@ -32,9 +32,12 @@ def create_model(name: str, **overrides):
     return _MODELS[name](**overrides)
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"detr_*"``)."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+def list_models(pattern: str = "*", module: str | None = None) -> list[str]:
+    """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"detr_*"``);
+    with ``module``, only entry points defined in that package (e.g. ``"paperzoo.layers"``:
+    the image models, not the point-cloud models a study package registers when imported)."""
+    return sorted(n for n, fn in _MODELS.items() if fnmatch.fnmatch(n, pattern)
+                  and (module is None or fn.__module__ == module or fn.__module__.startswith(module + ".")))
 
 
 def is_model(name: str) -> bool:
