@@ -1,0 +1,277 @@
+"""Entry points of the CPGNet study (called by the Snakemake rules).
+
+    python -m paperzoo.studies.cpgnet.steps <step> --params P --scale S [options]
+
+``P`` is the study's ``cpgnet`` config block after the scale overlay, as JSON text (what
+the rules pass) or a JSON file. Only the ``*_from_config`` functions below read it;
+everything else takes explicit keyword arguments.
+
+Steps and outputs (all written atomically):
+
+* ``train``   --arm A --seed K --data-dir results/data/synthscan/<scale>
+              --out runs/A/seedK/metrics.json --checkpoint runs/A/seedK/model.pt
+              Trains arm A through ``engine.train`` (resumable from ``<checkpoint>.partial``),
+              re-estimates the BatchNorm statistics (``model.recalibrate_bn``, a recorded
+              deviation), evaluates on the val split (all points per scan) and writes run
+              metrics ``miou``, ``miou_tta``, ``tta_gap`` (= miou_tta − miou),
+              ``flip_consistency``, ``iou_<class>`` and ``iou_tta_<class>`` (fractions;
+              classes from ``<data-dir>/classes.json``; a class neither present nor predicted
+              has no IoU and is left out). The checkpoint holds ``{"model": state_dict after
+              BN recalibration, "history", "steps"}`` (``engine.checkpoint.load_checkpoint``).
+* ``latency`` --arm A --seed K --checkpoint runs/A/seedK/model.pt --data-dir ... --out F
+              [--train-metrics runs/A/seedK/metrics.json]
+              Median over ``eval.latency_repeats`` timed passes (the first min(n_val_scans, repeats)
+              val scans in turn, all points, after one untimed warm-up pass) of the single-pass
+              forward and the 4-flip TTA (4 forwards + softmax mean), at ``eval.latency_threads`` threads → metrics
+              ``latency_ms``, ``latency_tta_ms``, ``tta_cost_ratio``. ``engine.metrics.aggregate``
+              refuses two files with the same arm and seed, so with ``--train-metrics`` the
+              output is that run's file with the latency metrics added (one file per run to
+              aggregate); without it, only the latency metrics.
+* ``figures`` --metrics aggregated.json --outdir DIR   (``DIR/<fig>.png`` for each name in
+              ``figures.FIGURES``; the rendered BEV scene of the issue is not drawn yet)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from paperzoo.engine.io import read_json
+from paperzoo.engine.metrics import run_meta, write_run_metrics
+from paperzoo.engine.seeding import seed_everything
+
+STUDY = "cpgnet"
+PACKAGES = ("numpy", "torch")
+
+
+# --- config → explicit keyword arguments -------------------------------------------------
+
+def arm_from_config(block: dict, arm: str) -> dict:
+    """Arm name → ``{"tcl": bool}`` (the model itself comes from ``model.cpgnet_from_config``)."""
+    if arm not in block["arms"]:
+        raise KeyError(f"cpgnet: unknown arm {arm!r}; configured: {sorted(block['arms'])}")
+    return {"tcl": bool(block["arms"][arm].get("tcl", False))}
+
+
+def train_from_config(block: dict) -> dict:
+    """``cpgnet.train`` → keyword arguments of ``engine.train`` plus batching/loss settings."""
+    t = block["train"]
+    aug = t.get("aug")
+    if aug is not None:
+        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+    return {"steps": int(t["steps"]), "batch_size": int(t["batch_size"]), "n_points": int(t["n_points"]),
+            "lr": float(t["lr"]), "weight_decay": float(t["weight_decay"]), "clip_grad": float(t["clip_grad"]),
+            "schedule": str(t["schedule"]), "warmup": int(t["warmup"]),
+            "lovasz_weight": float(t["lovasz_weight"]), "tcl_weight": float(t["tcl_weight"]),
+            "bn_batches": int(t["bn_recalibrate_batches"]), "aug": aug,
+            "optimizer": str(t.get("optimizer", "adamw"))}
+
+
+def eval_from_config(block: dict) -> dict:
+    e = block["eval"]
+    return {"n_val_scans": int(e["n_val_scans"]), "num_classes": int(block["num_classes"]),
+            "dataset": str(block.get("dataset", "synthscan"))}
+
+
+def latency_from_config(block: dict) -> dict:
+    e = block["eval"]
+    return {"repeats": int(e["latency_repeats"]), "threads": int(e["latency_threads"]),
+            "n_scans": int(e["n_val_scans"])}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def class_names(data_dir, num_classes: int) -> list[str]:
+    """Names of classes 1..K−1 from ``<data_dir>/classes.json`` (``c<i>`` if absent)."""
+    f = Path(data_dir) / "classes.json"
+    names = read_json(f) if f.exists() else [f"c{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{f}: {len(names)} classes, config num_classes = {num_classes}")
+    return [str(n).replace(".", "_").replace("-", "_").replace(" ", "_") for n in names[1:]]
+
+
+def load_scans(data_dir, split: str, dataset: str = "synthscan"):
+    if dataset != "synthscan":
+        raise NotImplementedError(f"cpgnet steps: dataset {dataset!r} not wired yet (synthscan only)")
+    from paperzoo.data.synthscan import load_synthscan
+
+    return load_synthscan(data_dir, split)
+
+
+def deviations(tr: dict, dataset: str) -> list[str]:
+    out = ["BatchNorm running statistics re-estimated after training over "
+           f"{tr['bn_batches']} training batches (model.recalibrate_bn; not in the official code)",
+           f"AdamW lr {tr['lr']:g}, {tr['schedule']} schedule, {tr['steps']} steps at batch {tr['batch_size']} "
+           "(official: SGD lr 0.02, momentum 0.9, Nesterov, 48 epochs, step schedule, batch 24, fp16)",
+           f"{tr['n_points']} points resampled per training scan (official: 60,000)"]
+    if tr["optimizer"] != "adamw":
+        out.append(f"configured optimizer {tr['optimizer']!r} is not in engine.train: AdamW used")
+    if dataset == "synthscan":
+        out.append("synthetic synthscan scenes instead of SemanticKITTI; mini-width networks (model.MINI)")
+    return out
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, checkpoint, threads: int = 1,
+              progress: bool = True, checkpoint_every_s: float = 120.0) -> dict:
+    """Train one arm/seed, recalibrate BN, evaluate on val, write metrics and weights."""
+    import torch
+
+    from paperzoo.engine.checkpoint import save_checkpoint
+    from paperzoo.engine.train import load_trained, train
+
+    from .augment import ScanBatches, make_loss_fn
+    from .metrics import evaluate
+    from .model import cpgnet_from_config, recalibrate_bn
+
+    t0 = time.perf_counter()
+    seed_everything(seed, threads)
+    torch.set_num_threads(threads)
+    a, tr, ev = arm_from_config(block, arm), train_from_config(block), eval_from_config(block)
+    names = class_names(data_dir, ev["num_classes"])
+    model = cpgnet_from_config(block, arm)
+    batches = ScanBatches(load_scans(data_dir, "train", ev["dataset"]), tr["batch_size"], tr["n_points"], seed=seed,
+                          tcl=a["tcl"], aug=tr["aug"])
+    train(model, make_loss_fn(tr["lovasz_weight"], tr["tcl_weight"]), batches, steps=tr["steps"],
+          final=checkpoint, lr=tr["lr"], weight_decay=tr["weight_decay"], clip_grad=tr["clip_grad"],
+          schedule=tr["schedule"], warmup=tr["warmup"], checkpoint_every_s=checkpoint_every_s,
+          progress=progress, desc=f"cpgnet {arm} seed{seed}")
+    history = load_trained(model, checkpoint)     # also the path of a run whose training had finished
+    t_train = time.perf_counter() - t0
+    # BN statistics from fresh batches (indices past the training run: same distribution, no reuse)
+    bn_batches = ScanBatches(batches.scans, tr["batch_size"], tr["n_points"], seed=seed + 10_000, tcl=False,
+                             aug=tr["aug"])
+    recalibrate_bn(model, bn_batches, tr["bn_batches"])
+    val = load_scans(data_dir, "val", ev["dataset"])[:ev["n_val_scans"]]
+    t1 = time.perf_counter()
+    res = evaluate(model, val, ev["num_classes"])
+    t_eval = time.perf_counter() - t1
+    metrics = {"miou": res["miou"], "miou_tta": res["miou_tta"], "tta_gap": res["miou_tta"] - res["miou"],
+               "flip_consistency": res["flip_consistency"]}
+    for name, v, vt in zip(names, res["iou_per_class"], res["iou_per_class_tta"]):
+        if np.isfinite(v):
+            metrics[f"iou_{name}"] = v
+        if np.isfinite(vt):
+            metrics[f"iou_tta_{name}"] = vt
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "steps": tr["steps"],
+                                 "bn_recalibrated": True})
+    n_params = sum(p.numel() for p in model.parameters())
+    meta = run_meta(t0, threads, PACKAGES, model=block["arms"][arm]["model"], tcl=a["tcl"], n_params=n_params,
+                    train_s=round(t_train, 3), eval_s=round(t_eval, 3), n_val_scans=len(val),
+                    final_loss=history[-1]["loss"] if history else None,
+                    deviations=deviations(tr, ev["dataset"]))
+    write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
+    return metrics
+
+
+def time_forward(model, scans, repeats: int, tta: bool) -> list[float]:
+    """Wall ms of ``repeats`` passes over ``scans`` in turn (one untimed warm-up pass first)."""
+    import torch
+
+    from .metrics import predict_probs
+
+    xs = [torch.from_numpy(np.ascontiguousarray(p))[None] for p, _ in scans]
+    with torch.inference_mode():
+        predict_probs(model, xs[0], tta=tta)
+        times = []
+        for i in range(repeats):
+            x = xs[i % len(xs)]
+            t = time.perf_counter()
+            predict_probs(model, x, tta=tta)
+            times.append(1e3 * (time.perf_counter() - t))
+    return times
+
+
+def run_latency(block: dict, *, scale: str, arm: str, seed: int, checkpoint, data_dir, out,
+                train_metrics=None) -> dict:
+    """Median single-pass and 4-flip-TTA latency (ms/scan) of a trained arm."""
+    import torch
+
+    from paperzoo.engine.checkpoint import load_checkpoint
+
+    from .model import cpgnet_from_config
+
+    t0 = time.perf_counter()
+    lat, ev = latency_from_config(block), eval_from_config(block)
+    seed_everything(seed, lat["threads"])
+    torch.set_num_threads(lat["threads"])
+    model = cpgnet_from_config(block, arm)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    model.eval()
+    scans = load_scans(data_dir, "val", ev["dataset"])[:min(lat["n_scans"], lat["repeats"])]   # the timed ones
+    single = time_forward(model, scans, lat["repeats"], tta=False)
+    tta = time_forward(model, scans, lat["repeats"], tta=True)
+    m_single, m_tta = statistics.median(single), statistics.median(tta)
+    metrics = {"latency_ms": m_single, "latency_tta_ms": m_tta, "tta_cost_ratio": m_tta / m_single}
+    lat_meta = {"threads": lat["threads"], "repeats": lat["repeats"], "n_scans": len(scans),
+                "mean_points_per_scan": float(np.mean([len(p) for p, _ in scans])),
+                "timed": "model forward incl. projection, scatter and gather, softmax; TTA = 4 flips + mean",
+                "device": "cpu", "torch_threads": torch.get_num_threads()}
+    meta = run_meta(t0, lat["threads"], PACKAGES, latency=lat_meta)
+    if train_metrics is not None:
+        run = read_json(train_metrics)
+        if (run["arm"], int(run["seed"])) != (arm, seed):
+            raise ValueError(f"{train_metrics}: arm/seed {run['arm']}/{run['seed']} differ from {arm}/{seed}")
+        metrics = {**run["metrics"], **metrics}
+        meta = {**run["meta"], "latency": {**lat_meta, "wall_s": meta["wall_s"]}}
+    write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
+    return metrics
+
+
+def run_figures(block: dict, *, scale: str, metrics, outdir) -> list[Path]:
+    """All figures into ``outdir`` (``<name>.png`` for each name in ``figures.FIGURES``)."""
+    from . import figures  # matplotlib only where figures are drawn
+
+    outdir = Path(outdir)
+    agg = read_json(metrics)
+    arms = [a for a in block["arms"] if a in agg["arms"]] + [a for a in agg["arms"] if a not in block["arms"]]
+    figures.fig_miou_tta(agg, arms, outdir / "fig_miou_tta.png", scale=scale)
+    classes = None
+    if block.get("dataset", "synthscan") == "synthscan":
+        from paperzoo.data.synthscan import CLASSES as classes
+    figures.fig_iou_per_class(agg, arms, outdir / "fig_iou_per_class.png", scale=scale,
+                              classes=list(classes) if classes else None)
+    figures.fig_latency(agg, arms, outdir / "fig_latency.png", scale=scale)
+    return [outdir / f"{name}.png" for name in figures.FIGURES]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=("train", "latency", "figures"))
+    ap.add_argument("--params", required=True,
+                    help="the study's config block (after the scale overlay): JSON text or a JSON file")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--arm")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--out", type=Path, help="run metrics JSON (train, latency)")
+    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--train-metrics", type=Path, help="latency: the run's train metrics to merge into --out")
+    ap.add_argument("--metrics", type=Path, help="aggregated metrics.json (figures)")
+    ap.add_argument("--outdir", type=Path)
+    args = ap.parse_args(argv)
+    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
+    block = json.loads(text)
+    need = {"train": ["arm", "data_dir", "out", "checkpoint"], "latency": ["arm", "checkpoint", "data_dir", "out"],
+            "figures": ["metrics", "outdir"]}[args.step]
+    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
+    if missing:
+        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+    if args.step == "train":
+        run_train(block, scale=args.scale, arm=args.arm, seed=args.seed, data_dir=args.data_dir, out=args.out,
+                  checkpoint=args.checkpoint, threads=args.threads)
+    elif args.step == "latency":
+        run_latency(block, scale=args.scale, arm=args.arm, seed=args.seed, checkpoint=args.checkpoint,
+                    data_dir=args.data_dir, out=args.out, train_metrics=args.train_metrics)
+    else:
+        run_figures(block, scale=args.scale, metrics=args.metrics, outdir=args.outdir)
+
+
+if __name__ == "__main__":
+    main()
