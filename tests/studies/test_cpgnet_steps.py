@@ -18,14 +18,11 @@ STUDY_DIR = Path(steps.__file__).parent
 
 
 def _tiny_config() -> dict:
-    """config_block.yaml with its ``overlays.tiny`` applied, and even smaller BN/latency settings."""
-    cfg = yaml.safe_load((STUDY_DIR / "config_block.yaml").read_text())
-    for key, value in cfg["overlays"]["tiny"].items():
-        d = cfg
-        *parents, last = key.split(".")
-        for k in parents:
-            d = d[k]
-        d[last] = value
+    """The repository config at ``tiny``, with even smaller BN/step settings."""
+    from paperzoo.engine.config import resolve
+
+    repo = STUDY_DIR.parents[3]
+    cfg = resolve({**yaml.safe_load((repo / "config/config.yaml").read_text()), "scale": "tiny"}, repo)
     cfg["cpgnet"]["train"]["bn_recalibrate_batches"] = 2
     cfg["cpgnet"]["train"]["steps"] = 2
     return cfg

@@ -44,3 +44,19 @@ rule data:
     localrule: True
     input:
         data_targets(),
+
+
+# Paper scale of cpgnet: SemanticKITTI needs registration, so it is downloaded by hand
+# (instructions: paperzoo.data.semantickitti); this rule only verifies it.
+rule data_semantickitti:
+    output:
+        "results/data/semantickitti/paper/manifest.json",
+    params:
+        cfg=lambda w: get_data_block("semantickitti"),
+    log:
+        "logs/data/paper/semantickitti.log",
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.data.semantickitti verify --params {params.cfg:q} --out {output} > {log} 2>&1"

@@ -30,7 +30,7 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-DATASETS = ("shapes", "classes", "digits")
+DATASETS = ("shapes", "classes", "digits", "synthscan")
 MANIFEST = "manifest.json"
 
 
@@ -117,6 +117,13 @@ def generate(dataset: str, block: dict, out_dir: str | Path, *, threads: int = 1
         seed_everything(kw["seed"], threads)
         counts = write_classes(out_dir, **kw)
         generator = "paperzoo.data.classes"
+    elif dataset == "synthscan":
+        from .synthscan import synthscan_from_config, write_synthscan
+
+        kw = synthscan_from_config(block)
+        seed_everything(kw["seed"], threads)
+        counts = write_synthscan(out_dir, **kw)
+        generator = "paperzoo.data.synthscan"
     else:
         from .digits import write_digits
 

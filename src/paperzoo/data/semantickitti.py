@@ -133,3 +133,32 @@ def write_fixture(root: str | os.PathLike, *, sequences: tuple[str, ...] = ("00"
 def semantickitti_from_config(block: dict) -> dict:
     """``data.semantickitti`` block → ``{"root": Path}`` (the reader's only input)."""
     return {"root": Path(block["root"])}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``verify --params <data.semantickitti block> --out <root>/manifest.json``: check the
+    manually downloaded data (see the module docstring) and write a manifest, or fail
+    listing every problem."""
+    import argparse
+    import json
+
+    from paperzoo.engine.io import write_json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("step", choices=("verify",))
+    ap.add_argument("--params", required=True, help="the data.semantickitti block: JSON text or a JSON file")
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
+    root = semantickitti_from_config(json.loads(text))["root"]
+    problems = verify(root)
+    if problems:
+        raise SystemExit(f"{root}: SemanticKITTI is incomplete (download needs registration; see "
+                         f"`python -c 'import paperzoo.data.semantickitti as m; print(m.__doc__)'`):\n  "
+                         + "\n  ".join(problems))
+    write_json(args.out, {"dataset": "semantickitti", "root": str(root), "frames": FRAMES,
+                          "splits": {k: list(v) for k, v in SPLITS.items()}})
+
+
+if __name__ == "__main__":
+    main()
