@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from paperzoo.engine.io import read_json, write_json, write_text
+from paperzoo.engine.io import read_json, read_params, write_json, write_text
 
 from .store import sha256_file
 
@@ -363,8 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-count-check", action="store_true",
                     help="verify: do not require COCO 2017's image counts (subsets, fixtures)")
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
-    kw = coco_fetch_from_config(json.loads(text))
+    kw = coco_fetch_from_config(read_params(args.params))
     root = args.root or kw["root"]
     if args.step == "fetch":
         report = fetch_coco(root, args.files or kw["files"], allow_unverified=kw["allow_unverified"], progress=True)

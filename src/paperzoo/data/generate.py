@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import read_json, write_json
+from paperzoo.engine.io import read_json, read_params, write_json
 from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
@@ -144,9 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out-dir", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
     t0 = time.perf_counter()
-    m = generate(args.dataset, json.loads(text), args.out_dir, threads=args.threads)
+    m = generate(args.dataset, read_params(args.params), args.out_dir, threads=args.threads)
     print(f"{args.dataset}: {len(m['files'])} files in {args.out_dir} ({time.perf_counter() - t0:.2f} s); "
           f"counts {json.dumps(m['counts'])}")
 

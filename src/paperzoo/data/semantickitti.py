@@ -140,17 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     manually downloaded data (see the module docstring) and write a manifest, or fail
     listing every problem."""
     import argparse
-    import json
 
-    from paperzoo.engine.io import write_json
+    from paperzoo.engine.io import read_params, write_json
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("step", choices=("verify",))
     ap.add_argument("--params", required=True, help="the data.semantickitti block: JSON text or a JSON file")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
-    root = semantickitti_from_config(json.loads(text))["root"]
+    root = semantickitti_from_config(read_params(args.params))["root"]
     problems = verify(root)
     if problems:
         raise SystemExit(f"{root}: SemanticKITTI is incomplete (download needs registration; see "

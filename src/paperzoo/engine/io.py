@@ -69,6 +69,17 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_params(arg: str) -> dict:
+    """A config block passed on the command line (``--params``): JSON text, as the rules pass
+    it, or the path of a JSON file; errors name which one failed."""
+    if arg.lstrip().startswith("{"):
+        try:
+            return json.loads(arg)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--params: not valid JSON text ({err})") from None
+    return read_json(arg)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

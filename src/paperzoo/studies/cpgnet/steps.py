@@ -33,14 +33,13 @@ Steps and outputs (all written atomically):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import read_json
+from paperzoo.engine.io import read_json, read_params
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -256,8 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", type=Path, help="aggregated metrics.json (figures)")
     ap.add_argument("--outdir", type=Path)
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
-    block = json.loads(text)
+    block = read_params(args.params)
     need = {"train": ["arm", "data_dir", "out", "checkpoint"], "latency": ["arm", "checkpoint", "data_dir", "out"],
             "figures": ["metrics", "outdir"]}[args.step]
     missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]

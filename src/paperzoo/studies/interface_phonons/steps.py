@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from paperzoo.engine.checkpoint import finish
-from paperzoo.engine.io import read_json, write_npz, write_text
+from paperzoo.engine.io import read_json, read_params, write_npz, write_text
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -313,8 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--localized-npz", type=Path)
     ap.add_argument("--outdir", type=Path)
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
-    block = json.loads(text)
+    block = read_params(args.params)
     need = {"elastic": ["out", "npz", "keff_csv", "transmission_csv", "physical_csv", "conductance_csv"],
             "localized": ["out", "table", "npz"], "md": ["out"],
             "figures": ["metrics", "elastic_npz", "localized_npz", "outdir"]}[args.step]

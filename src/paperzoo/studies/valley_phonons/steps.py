@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import atomic_path, read_json, write_json, write_npz, write_text
+from paperzoo.engine.io import atomic_path, read_json, read_params, write_json, write_npz, write_text
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -229,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--outdir", type=Path)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
-    text = args.params if args.params.lstrip().startswith("{") else Path(args.params).read_text()
-    block = json.loads(text)
+    block = read_params(args.params)
     need = {"material": ["material", "out", "phonopy_params", "bands_npz", "berry_csv"],
             "lgscan": ["out", "table"], "figures": ["bands_npz", "berry_csv", "scan_csv", "outdir"]}[args.step]
     missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
