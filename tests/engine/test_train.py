@@ -4,7 +4,7 @@ import torch
 from timm.utils import ModelEmaV3
 
 from paperzoo.engine.checkpoint import load_checkpoint, partial_path
-from paperzoo.engine.train import IndexBatches, load_trained, lr_lambda, step_generator, train
+from paperzoo.engine.train import IndexBatches, load_trained, lr_lambda, make_optimizer, step_generator, train
 from paperzoo.layers import create_model
 from paperzoo.layers.criterion import SetCriterion, weighted_loss, with_aux_weights
 from paperzoo.layers.matcher import HungarianMatcher
@@ -100,6 +100,23 @@ def test_in_memory_training_reduces_the_loss():
     hist = train(model, loss_fn, batches, steps=30, lr=1e-3, progress=False)
     first, last = sum(h["loss"] for h in hist[:5]), sum(h["loss"] for h in hist[-5:])
     assert last < first
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_other_optimizers_train(name):
+    model, loss_fn, batches = _setup()
+    hist = train(model, loss_fn, batches, steps=30, lr=1e-3 if name == "adam" else 1e-2, optimizer=name,
+                 nesterov=name == "sgd", progress=False)
+    assert sum(h["loss"] for h in hist[-5:]) < sum(h["loss"] for h in hist[:5])
+
+
+def test_make_optimizer_names_the_choices():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = make_optimizer("sgd", p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"] is True
+    assert type(make_optimizer("adam", p, lr=0.1)) is torch.optim.Adam
+    with pytest.raises(ValueError, match="expected one of"):
+        make_optimizer("lion", p, lr=0.1)
 
 
 def test_lr_schedules():

@@ -7,7 +7,8 @@
   bit-identical to an uninterrupted one on CPU.
 - ``loss_fn(model, batch)`` returns ``(loss, loss_dict)``; the dict's names flow unchanged
   into the history (and from there into ``metrics.json``).
-- AdamW, L2 gradient clipping, linear warmup then a step (x ``drop_factor`` at
+- ``optimizer``: ``"adamw"`` (default), ``"adam"`` (L2 ``weight_decay`` as torch's Adam) or
+  ``"sgd"`` (``momentum``, ``nesterov``); L2 gradient clipping, linear warmup then a step (x ``drop_factor`` at
   ``drop_at`` of the run) or cosine schedule.
 - Every ``checkpoint_every_s`` seconds model, optimizer, scheduler, EMA, history, step and
   torch RNG state go to ``<final>.partial`` (``engine.checkpoint.run_resumable``); a
@@ -74,10 +75,27 @@ def lr_lambda(steps: int, schedule: str = "step", warmup: int = 0, drop_at: floa
     return f
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+def make_optimizer(name: str, params: Iterable, *, lr: float, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999), momentum: float = 0.9,
+                   nesterov: bool = False) -> torch.optim.Optimizer:
+    """``"adamw"`` | ``"adam"`` | ``"sgd"`` by name (config strings map here, nowhere else)."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    raise ValueError(f"optimizer {name!r}: expected one of {list(OPTIMIZERS)}")
+
+
 def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, steps: int,
           final: str | os.PathLike | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
           betas: tuple[float, float] = (0.9, 0.999), clip_grad: float = 0.1, schedule: str = "step",
           warmup: int = 0, drop_at: float = 0.85, drop_factor: float = 0.1,
+          optimizer: str = "adamw", momentum: float = 0.9, nesterov: bool = False,
           params: Iterable | None = None, ema: Any = None,
           callback: Callable[[int, nn.Module], dict | None] | None = None, eval_every: int = 0,
           checkpoint_every_s: float = 120.0, progress: bool = True, desc: str = "train") -> list[dict]:
@@ -85,12 +103,12 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
 
     A record holds ``step`` (1-based), ``lr``, ``loss``, ``grad_norm`` (before clipping)
     and every entry of the loss dict as a float, plus whatever ``callback`` returned.
-    ``params``: parameters or param groups for AdamW (default: all trainable ones).
+    ``params``: parameters or param groups for the optimizer (default: all trainable ones).
     ``final``: output file; None trains in memory (no checkpoints, nothing written).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params if params is not None else trainable, lr=lr, betas=betas,
-                            weight_decay=weight_decay)
+    opt = make_optimizer(optimizer, params if params is not None else trainable, lr=lr,
+                         weight_decay=weight_decay, betas=betas, momentum=momentum, nesterov=nesterov)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, schedule, warmup, drop_at, drop_factor))
     history: list[dict] = []
     model.train()
