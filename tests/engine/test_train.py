@@ -110,6 +110,16 @@ def test_other_optimizers_train(name):
     assert sum(h["loss"] for h in hist[-5:]) < sum(h["loss"] for h in hist[:5])
 
 
+def test_device_moves_model_and_nested_batches():
+    from paperzoo.engine.train import to_device
+
+    model, loss_fn, batches = _setup()
+    hist = train(model, loss_fn, batches, steps=2, device="cpu", progress=False)
+    assert len(hist) == 2
+    moved = to_device({"a": [torch.zeros(1), (torch.ones(1), 3)], "b": "x"}, "cpu")
+    assert isinstance(moved["a"][1], tuple) and moved["a"][1][1] == 3 and moved["b"] == "x"
+
+
 def test_make_optimizer_names_the_choices():
     p = [torch.nn.Parameter(torch.zeros(2))]
     sgd = make_optimizer("sgd", p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -122,6 +132,8 @@ def test_make_optimizer_names_the_choices():
 def test_lr_schedules():
     f = lr_lambda(100, "step", warmup=10, drop_at=0.8)
     assert [f(0), f(9), f(50), f(79), f(80)] == pytest.approx([0.1, 1.0, 1.0, 1.0, 0.1])
+    m = lr_lambda(100, "step", warmup=0, drop_at=[0.5, 0.25])
+    assert [m(24), m(25), m(49), m(50)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
     c = lr_lambda(100, "cosine", warmup=0)
     assert c(0) == pytest.approx(1.0) and c(50) == pytest.approx(0.5) and c(100) == pytest.approx(0.0)
 

@@ -7,12 +7,15 @@ CP_ARMS = list(config[CP]["arms"]) if is_enabled(CP) else []
 CP_SEEDS = list(range(config[CP]["seeds"])) if is_enabled(CP) else []
 CP_DATA = f"results/data/{config[CP]['dataset']}/{SCALE}" if is_enabled(CP) else ""
 CP_FIGS = ["fig_miou_tta", "fig_iou_per_class", "fig_latency"]
+CP_SCENE_ARM = config[CP]["eval"]["scene_arm"] if is_enabled(CP) else ""
+if is_enabled(CP) and CP_SCENE_ARM not in CP_ARMS:
+    raise ValueError(f"config key 'cpgnet.eval.scene_arm' = {CP_SCENE_ARM!r}: expected one of the arms {CP_ARMS}")
 
 if is_enabled(CP):
     register(
         CP,
         runs=[res(CP, f"runs/{a}/seed{k}/metrics.json") for a in CP_ARMS for k in CP_SEEDS],
-        figures=[res(CP, f"figures/{name}.png") for name in CP_FIGS],
+        figures=[res(CP, f"figures/{name}.png") for name in CP_FIGS] + [res(CP, "figures/fig_bev_scene.png")],
     )
 
 
@@ -86,8 +89,31 @@ rule cpgnet_figures:
         " --metrics {input.metrics} --outdir {params.out_dir} > {log} 2>&1"
 
 
+rule cpgnet_scene:
+    input:
+        data=f"{CP_DATA}/manifest.json",
+        checkpoint=res(CP, f"checkpoints/{CP_SCENE_ARM}/seed0/model.pt"),
+    output:
+        report(res(CP, "figures/fig_bev_scene.png"), caption="../report/cpgnet.rst", category=CP),
+    params:
+        cfg=lambda w: get_block(CP),
+        scale=SCALE,
+        arm=CP_SCENE_ARM,
+        data_dir=lambda w, input: os.path.dirname(input.data),
+    log:
+        log_path(CP, "scene"),
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.cpgnet.steps scene --params {params.cfg:q} --scale {params.scale}"
+        " --arm {params.arm} --seed 0 --checkpoint {input.checkpoint} --data-dir {params.data_dir}"
+        " --out {output} > {log} 2>&1"
+
+
 rule cpgnet:
     localrule: True
     input:
         res(CP, "claims.json"),
         [res(CP, f"figures/{name}.png") for name in CP_FIGS],
+        res(CP, "figures/fig_bev_scene.png"),

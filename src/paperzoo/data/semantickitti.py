@@ -12,8 +12,8 @@ Download (registration/licence acceptance required; nothing here downloads):
                                                        instance id = high 16 bits
 
 Verification: sequences 00–10 have labels; frame counts per sequence are in
-:data:`FRAMES` (the official ``semantic-kitti-api`` numbers: 23,201 train frames in 00–07,
-09, 10 and 4,071 in 08). :func:`verify` checks presence and counts.
+:data:`FRAMES` (the official ``semantic-kitti-api`` numbers: 19,130 train frames in 00–07,
+09, 10 and 4,071 in 08; 23,201 labelled frames in all). :func:`verify` checks presence and counts.
 
 Splits (official): train = 00–10 without 08, val = 08, test = 11–21 (no labels; CodaLab).
 Learning map: the official ``semantic-kitti.yaml`` ``learning_map`` (raw id → 0..19,
@@ -83,6 +83,12 @@ class SemanticKittiScans:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def head(self, n: int) -> "SemanticKittiScans":
+        """The first ``n`` frames (still read lazily)."""
+        out = SemanticKittiScans.__new__(SemanticKittiScans)
+        out.root, out.split, out.frames = self.root, self.split, self.frames[:n]
+        return out
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         b, lab = self.frames[i]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -57,22 +57,42 @@ def step_generator(seed: int, i: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + i + 7_919)
 
 
-def lr_lambda(steps: int, schedule: str = "step", warmup: int = 0, drop_at: float = 0.85,
+def lr_lambda(steps: int, schedule: str = "step", warmup: int = 0, drop_at: float | Sequence[float] = 0.85,
               drop_factor: float = 0.1) -> Callable[[int], float]:
     """LR multiplier at step ``s``: linear warmup over ``warmup`` steps, then
-    ``"constant"``, ``"step"`` (x ``drop_factor`` from ``drop_at * steps`` on) or ``"cosine"`` (to 0)."""
+    ``"constant"``, ``"step"`` (x ``drop_factor`` from ``drop_at * steps`` on; a list of
+    fractions drops at each, e.g. every 10 of 48 epochs) or ``"cosine"`` (to 0)."""
     assert schedule in ("constant", "step", "cosine"), schedule
+    milestones = sorted(drop_at) if isinstance(drop_at, (list, tuple)) else [drop_at]
 
     def f(s: int) -> float:
         if s < warmup:
             return (s + 1) / warmup
         if schedule == "step":
-            return drop_factor if s >= drop_at * steps else 1.0
+            return drop_factor ** sum(s >= m * steps for m in milestones)
         if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
         return 1.0
 
     return f
+
+
+def to_device(obj: Any, device: str | torch.device) -> Any:
+    """``obj`` with every tensor inside dicts, lists and tuples moved to ``device``."""
+    if isinstance(obj, Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available (the paper scale on a GPU node), else CPU; or the given name."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -94,8 +114,8 @@ def make_optimizer(name: str, params: Iterable, *, lr: float, weight_decay: floa
 def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, steps: int,
           final: str | os.PathLike | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
           betas: tuple[float, float] = (0.9, 0.999), clip_grad: float = 0.1, schedule: str = "step",
-          warmup: int = 0, drop_at: float = 0.85, drop_factor: float = 0.1,
-          optimizer: str = "adamw", momentum: float = 0.9, nesterov: bool = False,
+          warmup: int = 0, drop_at: float | Sequence[float] = 0.85, drop_factor: float = 0.1,
+          device: str | torch.device | None = None, optimizer: str = "adamw", momentum: float = 0.9, nesterov: bool = False,
           params: Iterable | None = None, ema: Any = None,
           callback: Callable[[int, nn.Module], dict | None] | None = None, eval_every: int = 0,
           checkpoint_every_s: float = 120.0, progress: bool = True, desc: str = "train") -> list[dict]:
@@ -105,7 +125,11 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
     and every entry of the loss dict as a float, plus whatever ``callback`` returned.
     ``params``: parameters or param groups for the optimizer (default: all trainable ones).
     ``final``: output file; None trains in memory (no checkpoints, nothing written).
+    ``device``: the model and every tensor of each batch are moved there (None: left as they
+    are); checkpoints are always written from CPU copies' point of view by torch.save.
     """
+    if device is not None:
+        model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(optimizer, params if params is not None else trainable, lr=lr,
                          weight_decay=weight_decay, betas=betas, momentum=momentum, nesterov=nesterov)
@@ -114,7 +138,7 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
     model.train()
 
     def step(i: int) -> None:
-        batch = batches(i)
+        batch = batches(i) if device is None else to_device(batches(i), device)
         loss, parts = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

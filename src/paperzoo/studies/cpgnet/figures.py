@@ -2,9 +2,9 @@
 
 Each function takes the aggregated metrics (``engine.metrics.aggregate``), the arms in
 plotting order and a PNG path; error bars are the sample std over seeds. An arm without a
-metric is left out of that panel. Not drawn yet: the rendered BEV of one validation scene
-coloured by prediction vs ground truth (issue 6, Figures) — it needs a checkpoint and the
-val split, not aggregated metrics.
+metric is left out of that panel. :func:`fig_bev_scene` is the exception: it draws one
+validation scan from above, ground truth vs one trained arm's prediction (single pass and
+4-flip TTA), from the points and labels themselves.
 """
 from __future__ import annotations
 
@@ -101,4 +101,47 @@ def fig_latency(agg: dict, arms: list[str], path: str | os.PathLike, scale: str 
     else:
         ax.text(0.5, 0.5, "no latency metrics", ha="center", va="center", transform=ax.transAxes)
     ax.set(ylabel="latency (ms / scan, median)", title="inference latency, CPU")
+    _save(fig, path, scale)
+
+
+# one colour per label id (0 = ignore); SemanticKITTI's 20 ids cycle through tab20
+def _class_colours(num_classes: int) -> np.ndarray:
+    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
+    cols = np.array([cmap(i % cmap.N) for i in range(num_classes)])
+    cols[0] = (0.75, 0.75, 0.75, 1.0)                                  # ignore: grey
+    return cols
+
+
+def fig_bev_scene(points: np.ndarray, labels: np.ndarray, pred: np.ndarray, pred_tta: np.ndarray,
+                  class_names: list[str], path: str | os.PathLike, *, arm: str, miou: float, miou_tta: float,
+                  extent: tuple[float, float, float, float], scale: str = "") -> None:
+    """Bird's-eye view of one validation scan: ground truth | prediction | 4-flip TTA | errors.
+
+    ``points`` (N, 4) x, y, z [m], intensity; ``labels``, ``pred``, ``pred_tta`` (N,) label ids
+    (0 = ignore); ``class_names`` for ids 1..K−1; ``extent`` = (x_min, x_max, y_min, y_max) m
+    (the BEV grid's range). Points are drawn low to high so roofs and crowns sit on top.
+    """
+    k = len(class_names) + 1
+    cols = _class_colours(k)
+    order = np.argsort(points[:, 2])
+    x, y = points[order, 0], points[order, 1]
+    lab, pr, pt = labels[order], pred[order], pred_tta[order]
+    wrong = (pr != lab) & (lab != 0)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.8), sharex=True, sharey=True)
+    panels = [("ground truth", cols[lab]), (f"{arm}: prediction (mIoU {100 * miou:.1f})", cols[pr]),
+              (f"{arm}: 4-flip TTA (mIoU {100 * miou_tta:.1f})", cols[pt]),
+              (f"errors of the single pass ({100 * wrong.sum() / max((lab != 0).sum(), 1):.1f}% of labelled points)",
+               np.where(wrong[:, None], np.array([[0.85, 0.1, 0.1, 1.0]]), np.array([[0.8, 0.8, 0.8, 1.0]])))]
+    for ax, (title, c) in zip(axes, panels):
+        ax.scatter(x, y, c=c, s=0.6, linewidths=0, rasterized=True)
+        ax.set_title(title, fontsize=9)
+        ax.set_aspect("equal")
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel("x [m]")
+    axes[0].set_ylabel("y [m]")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=cols[i], label=n) for i, n in enumerate(class_names, 1)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.subplots_adjust(bottom=0.18)
     _save(fig, path, scale)

@@ -66,22 +66,24 @@ def flip_consistency(model, xyzi: Tensor, target: Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate(model, scans, num_classes: int) -> dict:
+def evaluate(model, scans, num_classes: int, device=None) -> dict:
     """Evaluate on ``scans`` (list of ``(points (N, 4), labels (N,))``, one scan at a time, all points).
 
     One forward per flip of :data:`FLIPS` (4 per scan) gives everything: single pass = the
     identity flip, TTA = the mean softmax of all 4, flip consistency = agreement of each
     flipped pass's labels with the identity pass's (labelled points, mean over 3 flips).
     Returns fractions: ``miou``, ``miou_tta``, ``iou_per_class``, ``iou_per_class_tta`` (K−1
-    lists) and ``flip_consistency``.
+    lists) and ``flip_consistency``. ``device``: where the forwards run (None: CPU).
     """
     model.eval()
     conf = np.zeros((2, num_classes, num_classes), np.int64)
     agree, n_lab = 0.0, 0
     for pts, lab in scans:
         x = torch.from_numpy(np.ascontiguousarray(pts))[None]
+        if device is not None:
+            x = x.to(device)
         t = np.asarray(lab, dtype=np.int64)
-        probs = [torch.softmax(model(flip(x, *f))["logits"], 1) for f in FLIPS]   # 4 × (1, K, N)
+        probs = [torch.softmax(model(flip(x, *f))["logits"], 1).cpu() for f in FLIPS]   # 4 × (1, K, N)
         base = to_labels(probs[0])
         conf[0] += confusion(base.numpy(), t, num_classes)
         conf[1] += confusion(to_labels(sum(probs) / len(probs)).numpy(), t, num_classes)

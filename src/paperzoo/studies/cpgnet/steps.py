@@ -28,7 +28,10 @@ Steps and outputs (all written atomically):
               output is that run's file with the latency metrics added (one file per run to
               aggregate); without it, only the latency metrics.
 * ``figures`` --metrics aggregated.json --outdir DIR   (``DIR/<fig>.png`` for each name in
-              ``figures.FIGURES``; the rendered BEV scene of the issue is not drawn yet)
+              ``figures.FIGURES``)
+* ``scene``   --arm A --seed K --checkpoint runs/A/seedK/model.pt --data-dir ... --out F.png
+              The rendered BEV of val scan ``eval.scene_index``: ground truth vs A's single
+              pass and 4-flip TTA prediction, and its errors (``figures.fig_bev_scene``).
 """
 from __future__ import annotations
 
@@ -67,7 +70,9 @@ def train_from_config(block: dict) -> dict:
             "schedule": str(t["schedule"]), "warmup": int(t["warmup"]),
             "lovasz_weight": float(t["lovasz_weight"]), "tcl_weight": float(t["tcl_weight"]),
             "bn_batches": int(t["bn_recalibrate_batches"]), "aug": aug,
-            "optimizer": str(t.get("optimizer", "adamw"))}
+            "optimizer": str(t["optimizer"]), "momentum": float(t["momentum"]), "nesterov": bool(t["nesterov"]),
+            "drop_at": [float(x) for x in t["drop_at"]], "drop_factor": float(t["drop_factor"]),
+            "device": str(t["device"])}
 
 
 def eval_from_config(block: dict) -> dict:
@@ -84,33 +89,59 @@ def latency_from_config(block: dict) -> dict:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def class_names(data_dir, num_classes: int) -> list[str]:
-    """Names of classes 1..K−1 from ``<data_dir>/classes.json`` (``c<i>`` if absent)."""
+def class_names(data_dir, num_classes: int, dataset: str = "synthscan") -> list[str]:
+    """Names of classes 1..K−1: ``<data_dir>/classes.json`` for synthscan, the official
+    learning-map names for SemanticKITTI."""
     f = Path(data_dir) / "classes.json"
-    names = read_json(f) if f.exists() else [f"c{i}" for i in range(num_classes)]
+    if dataset == "semantickitti":
+        from paperzoo.data.semantickitti import CLASSES
+
+        names = ["ignore", *CLASSES]
+    else:
+        names = read_json(f) if f.exists() else [f"c{i}" for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"{f}: {len(names)} classes, config num_classes = {num_classes}")
     return [str(n).replace(".", "_").replace("-", "_").replace(" ", "_") for n in names[1:]]
 
 
-def load_scans(data_dir, split: str, dataset: str = "synthscan"):
-    if dataset != "synthscan":
-        raise NotImplementedError(f"cpgnet steps: dataset {dataset!r} not wired yet (synthscan only)")
-    from paperzoo.data.synthscan import load_synthscan
-
-    return load_synthscan(data_dir, split)
-
-
-def deviations(tr: dict, dataset: str) -> list[str]:
-    out = ["BatchNorm running statistics re-estimated after training over "
-           f"{tr['bn_batches']} training batches (model.recalibrate_bn; not in the official code)",
-           f"AdamW lr {tr['lr']:g}, {tr['schedule']} schedule, {tr['steps']} steps at batch {tr['batch_size']} "
-           "(official: SGD lr 0.02, momentum 0.9, Nesterov, 48 epochs, step schedule, batch 24, fp16)",
-           f"{tr['n_points']} points resampled per training scan (official: 60,000)"]
-    if tr["optimizer"] != "adamw":
-        out.append(f"configured optimizer {tr['optimizer']!r} is not in engine.train: AdamW used")
+def load_scans(data_dir, split: str, dataset: str = "synthscan", limit: int | None = None):
+    """Scans of ``split`` as a sequence of ``(points (N, 4) float32, labels (N,) int64)``:
+    synthscan in memory; SemanticKITTI read lazily frame by frame (19,130 training scans do
+    not fit in memory). ``limit`` keeps the first ``limit`` scans."""
     if dataset == "synthscan":
-        out.append("synthetic synthscan scenes instead of SemanticKITTI; mini-width networks (model.MINI)")
+        from paperzoo.data.synthscan import load_synthscan
+
+        scans = load_synthscan(data_dir, split)
+        return scans if limit is None else scans[:limit]
+    if dataset == "semantickitti":
+        from paperzoo.data.semantickitti import SemanticKittiScans
+
+        scans = SemanticKittiScans(data_dir, split)
+        if len(scans) == 0:
+            raise FileNotFoundError(f"{data_dir}: no SemanticKITTI {split} frames (see paperzoo.data.semantickitti)")
+        return scans if limit is None else scans.head(limit)
+    raise ValueError(f"cpgnet: dataset {dataset!r}: expected 'synthscan' or 'semantickitti'")
+
+
+def deviations(tr: dict, dataset: str, block: dict) -> list[str]:
+    """What this run does differently from the official SemanticKITTI recipe (brief §4.1)."""
+    out = []
+    if tr["bn_batches"] > 0:
+        out.append("BatchNorm running statistics re-estimated after training over "
+                   f"{tr['bn_batches']} training batches (model.recalibrate_bn; not in the official code)")
+    if tr["optimizer"] != "sgd" or tr["lr"] != 0.02 or tr["batch_size"] != 24:
+        out.append(f"{tr['optimizer']} lr {tr['lr']:g}, {tr['schedule']} schedule, {tr['steps']} steps at batch "
+                   f"{tr['batch_size']} (official: SGD lr 0.02, momentum 0.9, Nesterov, 48 epochs, ×0.1 every 10 "
+                   "epochs, batch 6 × 4 GPUs, fp16)")
+    else:
+        out.append("fp32, one device at batch 24 (official: fp16, 6 per GPU × 4 GPUs)")
+    if tr["n_points"] != 60000:
+        out.append(f"{tr['n_points']} points resampled per training scan (official: 60,000)")
+    out.append(f"{block['model'].get('blocks', 1)} residual block(s) at every 2D level "
+               "(official (2, 3, 4) + 1 per level)")
+    if dataset == "synthscan":
+        out.append("synthetic synthscan scenes instead of SemanticKITTI; mini-width networks "
+                   f"(point {block['model'].get('point_width')}, grids {block['model'].get('grid_widths')})")
     return out
 
 
@@ -122,7 +153,7 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, ch
     import torch
 
     from paperzoo.engine.checkpoint import save_checkpoint
-    from paperzoo.engine.train import load_trained, train
+    from paperzoo.engine.train import load_trained, pick_device, to_device, train
 
     from .augment import ScanBatches, make_loss_fn
     from .metrics import evaluate
@@ -132,23 +163,29 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, ch
     seed_everything(seed, threads)
     torch.set_num_threads(threads)
     a, tr, ev = arm_from_config(block, arm), train_from_config(block), eval_from_config(block)
-    names = class_names(data_dir, ev["num_classes"])
+    names = class_names(data_dir, ev["num_classes"], ev["dataset"])
+    device = pick_device(tr["device"])
     model = cpgnet_from_config(block, arm)
     batches = ScanBatches(load_scans(data_dir, "train", ev["dataset"]), tr["batch_size"], tr["n_points"], seed=seed,
                           tcl=a["tcl"], aug=tr["aug"])
     train(model, make_loss_fn(tr["lovasz_weight"], tr["tcl_weight"]), batches, steps=tr["steps"],
           final=checkpoint, lr=tr["lr"], weight_decay=tr["weight_decay"], clip_grad=tr["clip_grad"],
-          schedule=tr["schedule"], warmup=tr["warmup"], checkpoint_every_s=checkpoint_every_s,
+          schedule=tr["schedule"], warmup=tr["warmup"], drop_at=tr["drop_at"], drop_factor=tr["drop_factor"],
+          optimizer=tr["optimizer"], momentum=tr["momentum"], nesterov=tr["nesterov"], device=device,
+          checkpoint_every_s=checkpoint_every_s,
           progress=progress, desc=f"cpgnet {arm} seed{seed}")
+    model.cpu()
     history = load_trained(model, checkpoint)     # also the path of a run whose training had finished
+    model.to(device)
     t_train = time.perf_counter() - t0
     # BN statistics from fresh batches (indices past the training run: same distribution, no reuse)
     bn_batches = ScanBatches(batches.scans, tr["batch_size"], tr["n_points"], seed=seed + 10_000, tcl=False,
                              aug=tr["aug"])
-    recalibrate_bn(model, bn_batches, tr["bn_batches"])
-    val = load_scans(data_dir, "val", ev["dataset"])[:ev["n_val_scans"]]
+    if tr["bn_batches"] > 0:
+        recalibrate_bn(model, lambda i: to_device(bn_batches(i), device), tr["bn_batches"])
+    val = load_scans(data_dir, "val", ev["dataset"], limit=ev["n_val_scans"])
     t1 = time.perf_counter()
-    res = evaluate(model, val, ev["num_classes"])
+    res = evaluate(model, val, ev["num_classes"], device=device)
     t_eval = time.perf_counter() - t1
     metrics = {"miou": res["miou"], "miou_tta": res["miou_tta"], "tta_gap": res["miou_tta"] - res["miou"],
                "flip_consistency": res["flip_consistency"]}
@@ -157,13 +194,15 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, ch
             metrics[f"iou_{name}"] = v
         if np.isfinite(vt):
             metrics[f"iou_tta_{name}"] = vt
+    model.cpu()
     save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "steps": tr["steps"],
                                  "bn_recalibrated": True})
     n_params = sum(p.numel() for p in model.parameters())
     meta = run_meta(t0, threads, PACKAGES, model=block["arms"][arm]["model"], tcl=a["tcl"], n_params=n_params,
                     train_s=round(t_train, 3), eval_s=round(t_eval, 3), n_val_scans=len(val),
                     final_loss=history[-1]["loss"] if history else None,
-                    deviations=deviations(tr, ev["dataset"]))
+                    optimizer=tr["optimizer"], device=str(device),
+                    deviations=deviations(tr, ev["dataset"], block))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -202,7 +241,7 @@ def run_latency(block: dict, *, scale: str, arm: str, seed: int, checkpoint, dat
     model = cpgnet_from_config(block, arm)
     model.load_state_dict(load_checkpoint(checkpoint)["model"])
     model.eval()
-    scans = load_scans(data_dir, "val", ev["dataset"])[:min(lat["n_scans"], lat["repeats"])]   # the timed ones
+    scans = load_scans(data_dir, "val", ev["dataset"], limit=min(lat["n_scans"], lat["repeats"]))   # the timed ones
     single = time_forward(model, scans, lat["repeats"], tta=False)
     tta = time_forward(model, scans, lat["repeats"], tta=True)
     m_single, m_tta = statistics.median(single), statistics.median(tta)
@@ -220,6 +259,37 @@ def run_latency(block: dict, *, scale: str, arm: str, seed: int, checkpoint, dat
         meta = {**run["meta"], "latency": {**lat_meta, "wall_s": meta["wall_s"]}}
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
+
+
+def run_scene(block: dict, *, scale: str, arm: str, seed: int, checkpoint, data_dir, out) -> dict:
+    """Predict one val scan with a trained arm and draw it from above (``fig_bev_scene``)."""
+    import torch
+
+    from paperzoo.engine.checkpoint import load_checkpoint
+
+    from . import figures
+    from .metrics import confusion, miou, predict_probs, to_labels
+    from .model import cpgnet_from_config
+
+    ev = eval_from_config(block)
+    idx = int(block["eval"]["scene_index"])
+    seed_everything(seed, 1)
+    model = cpgnet_from_config(block, arm)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    model.eval()
+    scans = load_scans(data_dir, "val", ev["dataset"], limit=idx + 1)
+    if idx >= len(scans):
+        raise IndexError(f"cpgnet.eval.scene_index = {idx}: the val split has {len(scans)} scans")
+    pts, lab = scans[idx]
+    x = torch.from_numpy(np.ascontiguousarray(pts))[None]
+    pred = to_labels(predict_probs(model, x))[0].numpy()
+    pred_tta = to_labels(predict_probs(model, x, tta=True))[0].numpy()
+    k = ev["num_classes"]
+    scores = {"miou": miou(confusion(pred, lab, k)), "miou_tta": miou(confusion(pred_tta, lab, k))}
+    names = [n.replace("_", "-") for n in class_names(data_dir, k, ev["dataset"])]
+    figures.fig_bev_scene(pts, lab, pred, pred_tta, names, out, arm=arm, extent=tuple(block["model"]["bev_range"]),
+                          scale=scale, **scores)
+    return scores
 
 
 def run_figures(block: dict, *, scale: str, metrics, outdir) -> list[Path]:
@@ -241,7 +311,7 @@ def run_figures(block: dict, *, scale: str, metrics, outdir) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("train", "latency", "figures"))
+    ap.add_argument("step", choices=("train", "latency", "figures", "scene"))
     ap.add_argument("--params", required=True,
                     help="the study's config block (after the scale overlay): JSON text or a JSON file")
     ap.add_argument("--scale", required=True)
@@ -257,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     block = read_params(args.params)
     need = {"train": ["arm", "data_dir", "out", "checkpoint"], "latency": ["arm", "checkpoint", "data_dir", "out"],
-            "figures": ["metrics", "outdir"]}[args.step]
+            "figures": ["metrics", "outdir"], "scene": ["arm", "checkpoint", "data_dir", "out"]}[args.step]
     missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
     if missing:
         ap.error(f"step {args.step!r} needs {' '.join(missing)}")
@@ -267,6 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "latency":
         run_latency(block, scale=args.scale, arm=args.arm, seed=args.seed, checkpoint=args.checkpoint,
                     data_dir=args.data_dir, out=args.out, train_metrics=args.train_metrics)
+    elif args.step == "scene":
+        run_scene(block, scale=args.scale, arm=args.arm, seed=args.seed, checkpoint=args.checkpoint,
+                  data_dir=args.data_dir, out=args.out)
     else:
         run_figures(block, scale=args.scale, metrics=args.metrics, outdir=args.outdir)
 
