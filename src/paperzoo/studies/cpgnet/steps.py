@@ -53,10 +53,13 @@ PACKAGES = ("numpy", "torch")
 # --- config → explicit keyword arguments -------------------------------------------------
 
 def arm_from_config(block: dict, arm: str) -> dict:
-    """Arm name → ``{"tcl": bool}`` (the model itself comes from ``model.cpgnet_from_config``)."""
+    """Arm name → ``{"tcl": bool, "batch_size": int | None}`` (``batch_size`` overrides
+    ``train.batch_size`` for this arm: the compute-matched control of TCL; the model itself
+    comes from ``model.cpgnet_from_config``)."""
     if arm not in block["arms"]:
         raise KeyError(f"cpgnet: unknown arm {arm!r}; configured: {sorted(block['arms'])}")
-    return {"tcl": bool(block["arms"][arm].get("tcl", False))}
+    spec = block["arms"][arm]
+    return {"tcl": bool(spec.get("tcl", False)), "batch_size": spec.get("batch_size")}
 
 
 def train_from_config(block: dict) -> dict:
@@ -163,6 +166,8 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, ch
     seed_everything(seed, threads)
     torch.set_num_threads(threads)
     a, tr, ev = arm_from_config(block, arm), train_from_config(block), eval_from_config(block)
+    if a["batch_size"] is not None:
+        tr["batch_size"] = int(a["batch_size"])
     names = class_names(data_dir, ev["num_classes"], ev["dataset"])
     device = pick_device(tr["device"])
     model = cpgnet_from_config(block, arm)
@@ -199,6 +204,7 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, ch
                                  "bn_recalibrated": True})
     n_params = sum(p.numel() for p in model.parameters())
     meta = run_meta(t0, threads, PACKAGES, model=block["arms"][arm]["model"], tcl=a["tcl"], n_params=n_params,
+                    batch_size=tr["batch_size"], scans_seen=tr["batch_size"] * tr["steps"],
                     train_s=round(t_train, 3), eval_s=round(t_eval, 3), n_val_scans=len(val),
                     final_loss=history[-1]["loss"] if history else None,
                     optimizer=tr["optimizer"], device=str(device),
