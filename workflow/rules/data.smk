@@ -40,6 +40,27 @@ rule data_coco:
         " --splits val2017 train2017 --out {output} >> {log} 2>&1"
 
 
+# Paper scale of lae: CIFAR-100 (MD5-checked) and ImageNet-R (+ L2P split lists; no published
+# checksum, so data.imagenet_r.allow_unverified must be set deliberately).
+rule data_cl_download:
+    output:
+        "results/data/{cl_dataset}/paper/manifest.json",
+    params:
+        cfg=lambda w: get_data_block(w.cl_dataset),
+    wildcard_constraints:
+        cl_dataset="cifar100|imagenet_r",
+    log:
+        "logs/data/paper/{cl_dataset}.log",
+    threads: 1
+    resources:
+        runtime=240,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.data.cl_download fetch --dataset {wildcards.cl_dataset} --params {params.cfg:q}"
+        " --out {output} > {log} 2>&1"
+
+
 rule data:
     localrule: True
     input:

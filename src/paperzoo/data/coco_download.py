@@ -36,6 +36,7 @@ hosts only, which is how the tests serve a fixture archive.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -120,20 +121,33 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 def verify_file(path: str | os.PathLike, *, size: int | None, sha256: str | None,
-                allow_unverified: bool = False) -> str:
-    """Check ``path`` against the expected size and SHA-256; returns the actual SHA-256."""
+                allow_unverified: bool = False, md5: str | None = None) -> str:
+    """Check ``path`` against the expected size and SHA-256 (or, where only an MD5 is
+    published, e.g. CIFAR's, that MD5); returns the actual SHA-256."""
     path = Path(path)
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         raise ChecksumError(f"{path}: {actual_size} bytes, expected {size}")
     digest = sha256_file(path)
-    if sha256 is None:
-        if not allow_unverified:
-            raise ChecksumError(f"{path}: no expected SHA-256 to check against (sha256 {digest}); "
-                                f"pass allow_unverified=True to accept it anyway")
-    elif digest != sha256.lower():
-        raise ChecksumError(f"{path}: SHA-256 {digest}, expected {sha256}")
+    if sha256 is not None:
+        if digest != sha256.lower():
+            raise ChecksumError(f"{path}: SHA-256 {digest}, expected {sha256}")
+    elif md5 is not None:
+        actual_md5 = md5_file(path)
+        if actual_md5 != md5.lower():
+            raise ChecksumError(f"{path}: MD5 {actual_md5}, expected {md5}")
+    elif not allow_unverified:
+        raise ChecksumError(f"{path}: no expected SHA-256 to check against (sha256 {digest}); "
+                            f"pass allow_unverified=True to accept it anyway")
     return digest
+
+
+def md5_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _fetch_once(url: str, part: Path, *, timeout: float, chunk: int, progress: Callable[[int], None] | None) -> None:
@@ -169,7 +183,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, chunk: int, progress: C
 
 
 def download(url: str, dest: str | os.PathLike, *, size: int | None, sha256: str | None,
-             allow_unverified: bool = False, retries: int = 3, timeout: float = 60.0, chunk: int = 1 << 20,
+             allow_unverified: bool = False, md5: str | None = None, retries: int = 3, timeout: float = 60.0, chunk: int = 1 << 20,
              progress: Callable[[int], None] | None = None) -> Path:
     """Download ``url`` to ``dest`` (resumable, verified); returns ``dest``.
 
@@ -179,13 +193,13 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None, sha256: str
     :class:`ChecksumError`.
     """
     check_url(url)
-    if sha256 is None and not allow_unverified:
+    if sha256 is None and md5 is None and not allow_unverified:
         raise ChecksumError(f"{url}: no expected SHA-256 (TODO: verify and record it); "
                             f"refusing to download without allow_unverified=True")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        verify_file(dest, size=size, sha256=sha256, allow_unverified=allow_unverified)
+        verify_file(dest, size=size, sha256=sha256, allow_unverified=allow_unverified, md5=md5)
         return dest
     part = dest.with_name(dest.name + ".part")
     if part.exists() and size is not None and part.stat().st_size > size:
@@ -208,7 +222,7 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None, sha256: str
     if last_error is not None:
         raise DownloadError(f"{url}: {last_error!r}")
     try:
-        verify_file(part, size=size, sha256=sha256, allow_unverified=allow_unverified)
+        verify_file(part, size=size, sha256=sha256, allow_unverified=allow_unverified, md5=md5)
     except ChecksumError:
         part.unlink()
         raise
