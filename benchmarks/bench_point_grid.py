@@ -2,6 +2,7 @@
 
     python benchmarks/bench_point_grid.py scatter [--threads 1]
     python benchmarks/bench_point_grid.py step    [--threads 1] [--steps 30]
+    python benchmarks/bench_point_grid.py sizes
 
 ``scatter`` times forward + backward of every way to pool point features into a grid, at
 the mini size (16 channels, 6,000 points, 128×128 BEV) and the paper size (64 channels,
@@ -16,7 +17,8 @@ the mini size (16 channels, 6,000 points, 128×128 BEV) and the paper size (64 c
 
 ``step`` times the mini two-stage net's training step (6,000 points, batch 1, CE-OHEM +
 Lovász) through ``engine.train`` against a bare loop on the same batches, with and without
-TCL. Results go to ``benchmarks/results/point_grid.json`` with the load average: take them
+TCL. ``sizes`` counts the parameters of every arm as configured at ``mini`` and at ``paper``
+(the official widths). Results go to ``benchmarks/results/point_grid.json`` with the load average: take them
 on an idle machine.
 """
 from __future__ import annotations
@@ -156,14 +158,27 @@ def bench_step(steps: int) -> dict:
     return out
 
 
+def bench_sizes() -> dict:
+    from paperzoo.engine.config import resolve
+    from paperzoo.engine.io import read_yaml
+    from paperzoo.studies.cpgnet.model import cpgnet_from_config
+
+    out = {}
+    for scale in ("mini", "paper"):
+        block = resolve({**read_yaml(REPO / "config" / "config.yaml"), "scale": scale}, REPO)["cpgnet"]
+        out[scale] = {arm: sum(p.numel() for p in cpgnet_from_config(block, arm).parameters()) for arm in block["arms"]}
+        print(scale, out[scale])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=("scatter", "step"))
+    ap.add_argument("part", choices=("scatter", "step", "sizes"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    res = bench_scatter() if args.part == "scatter" else bench_step(args.steps)
+    res = {"scatter": bench_scatter, "step": lambda: bench_step(args.steps), "sizes": bench_sizes}[args.part]()
     doc = read_json(OUT) if OUT.exists() else {}
     doc[args.part] = {"results": res, "threads": args.threads, "torch": torch.__version__,
                       "host": platform.node(), "cpu_count": os.cpu_count(), "loadavg_1min": os.getloadavg()[0],
