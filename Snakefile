@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/interface_phonons.smk"
 include: "workflow/rules/valley_phonons.smk"
 include: "workflow/rules/cpgnet.smk"
+include: "workflow/rules/lae.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -23,6 +23,14 @@ def _tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
     return buf.getvalue()
 
 
+def _jpeg(label: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10) if label else (10, 10, 200)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
 def _cifar_tar(n=6) -> tuple[bytes, np.ndarray]:
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
@@ -52,7 +60,13 @@ def test_cifar100_fetch_verifies_md5_and_writes_the_store(server, tmp_path):  # 
     assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
     assert np.array_equal(images[1, :, :, 0].ravel(), data[1, :1024])          # channel-major → HWC
     assert np.load(tmp_path / "test_labels.npy").tolist() == [0, 1, 2, 0, 1, 2]
-    assert read_json(tmp_path / "classes.json")[1] == "aquarium_fish"
+    from paperzoo.data.sets import load_classification
+    from paperzoo.studies.lae.benchmark import load_benchmark
+
+    test = load_classification(tmp_path, "test")
+    assert test.class_names[1] == "aquarium_fish" and tuple(test.images.shape) == (6, 3, 32, 32)
+    bench = load_benchmark("cifar100", tmp_path, n_tasks=1, classes_per_task=3, seed=0)
+    assert bench.n_tasks == 1 and len(bench.train) == 6
     assert m["counts"] == {"train": 6, "test": 6} and m["files"]["cifar-100-python.tar.gz"]["verified_by"] == "md5"
 
 
@@ -67,21 +81,24 @@ def test_wrong_md5_is_refused(server, tmp_path):  # noqa: F811
 
 
 def test_imagenet_r_needs_allow_unverified_and_checks_the_lists(server, tmp_path):  # noqa: F811
-    tar = _tar({"imagenet-r/n01443537/art_0.jpg": b"jpg0", "imagenet-r/n01484850/art_1.jpg": b"jpg1"}, mode="w")
+    tar = _tar({"imagenet-r/n01443537/art_0.jpg": _jpeg(0), "imagenet-r/n01484850/art_1.jpg": _jpeg(1)}, mode="w")
     files = {"imagenet-r.tar": tar, "train_list.txt": b"imagenet-r/n01443537/art_0.jpg 0\n",
              "val_list.txt": b"imagenet-r/n01484850/art_1.jpg 1\n"}
     cat = {"imagenet_r": _catalog(server, files, md5=False)}
     with pytest.raises(ChecksumError, match="allow_unverified"):
         cl.fetch("imagenet_r", tmp_path, catalog=cat)
-    m = cl.fetch("imagenet_r", tmp_path, catalog=cat, allow_unverified=True)
-    assert m["counts"] == {"train": 1, "val": 1}
+    m = cl.fetch("imagenet_r", tmp_path, catalog=cat, allow_unverified=True, image_size=24)
+    assert m["counts"] == {"train": 1, "test": 1} and m["num_classes"] == 2
     assert m["files"]["imagenet-r.tar"]["verified_by"] == "nothing (allow_unverified)"
     paths, labels = cl.load_imagenet_r(tmp_path, "val")
-    assert paths[0].read_bytes() == b"jpg1" and labels.tolist() == [1]
+    assert paths[0].read_bytes() == _jpeg(1) and labels.tolist() == [1]
+    test = np.load(tmp_path / "test_images.npy")
+    assert test.shape == (1, 24, 24, 3) and abs(int(test[..., 0].mean()) - 200) < 8   # label 1 is red
+    assert read_json(tmp_path / "classes.json")["splits"]["test"]["class_names"] == ["n01443537", "n01484850"]
     server.files["/val_list.txt"] = b"imagenet-r/missing.jpg 3\n"
     (tmp_path / "downloads" / "val_list.txt").unlink()
     with pytest.raises(FileNotFoundError, match="1 listed images missing"):
-        cl.fetch("imagenet_r", tmp_path, catalog={"imagenet_r": {**cat["imagenet_r"], "val_list.txt": RemoteFile(
+        cl.fetch("imagenet_r", tmp_path, image_size=24, catalog={"imagenet_r": {**cat["imagenet_r"], "val_list.txt": RemoteFile(
             "val_list.txt", f"{server.base}/val_list.txt", size=None, sha256=None)}}, allow_unverified=True)
 
 

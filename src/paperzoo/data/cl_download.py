@@ -11,13 +11,16 @@ the ones LAE's official code uses (brief §1.4, ``gqk/LAE`` ``libml/data/imagene
   (``torchvision/datasets/cifar.py``, ``CIFAR100.tgz_md5``); no SHA-256 is published. The
   pickled batches are read with a restricted unpickler (numpy arrays, lists, bytes only) and
   stored in the project's classification layout (``train_images.npy`` (50000, 32, 32, 3)
-  uint8, ``train_labels.npy``, ``test_*``, ``classes.json`` = fine label names).
+  uint8, ``train_labels.npy``, ``test_*``, ``classes.json`` with the fine label names), which
+  ``paperzoo.data.sets.load_classification`` reads.
 * ImageNet-R: ``https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar`` with the L2P
   80/20 split lists that LAE downloads from gqk's gist (``train_list.txt``,
   ``val_list.txt``: ``<relative path> <label>`` per line). **No checksum is published for
   any of the three files**, so the fetch refuses unless the block sets
   ``allow_unverified: true``; the SHA-256 of what was downloaded is then recorded in the
-  manifest (pin it in :data:`CATALOG` once confirmed — TODO).
+  manifest (pin it in :data:`CATALOG` once confirmed — TODO). The listed JPEGs are decoded
+  and resized to 224 × 224 into the same classification layout (``train_*`` = L2P train
+  list, ``test_*`` = L2P val list; ~3.6 GB uint8 for the train split).
 
 Archives go to ``<root>/downloads/``; downloads resume (HTTP Range) and are verified before
 use (``coco_download.download``). Tar members are checked before anything is written
@@ -89,6 +92,11 @@ def safe_extract_tar(tar_path: str | Path, dest: str | Path) -> list[str]:
     return sorted({m.name.split("/")[0] for m in members})
 
 
+def _classes_json(names: list[str], counts: dict) -> dict:
+    """The ``classes.json`` of the classification layout (``paperzoo.data.sets.load_classification``)."""
+    return {"splits": {split: {"class_names": list(names), "n": int(n)} for split, n in counts.items()}}
+
+
 # --- CIFAR-100 -----------------------------------------------------------------------------------
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -136,7 +144,7 @@ def cifar_to_store(extracted: Path, out: Path) -> dict:
         counts[split] = int(len(images))
     meta = read_cifar_batch(src / "meta")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta["fine_label_names"]]
-    write_json(out / "classes.json", names)
+    write_json(out / "classes.json", _classes_json(names, counts))
     return {"counts": counts, "num_classes": len(names)}
 
 
@@ -158,6 +166,32 @@ def read_split_list(path: str | Path) -> list[tuple[str, int]]:
     return out
 
 
+def imagenet_r_to_store(root: Path, size: int = 224) -> dict:
+    """Decode the listed ImageNet-R JPEGs, resize each to ``size`` × ``size`` (bilinear; the
+    official dataset's base transform is ``Resize((224, 224))``) and store them in the
+    classification layout: ``train_*`` (L2P train list) and ``test_*`` (L2P val list), with
+    ``classes.json`` = the WordNet folder name of each label."""
+    from PIL import Image
+
+    names: dict[int, str] = {}
+    counts = {}
+    for split, store_split in (("train", "train"), ("val", "test")):
+        paths, labels = load_imagenet_r(root, split)
+        images = np.empty((len(paths), size, size, 3), np.uint8)
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                images[i] = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+            names.setdefault(int(labels[i]), p.parent.name)
+        save_classification(root, store_split, images, labels)
+        counts[store_split] = len(paths)
+    k = max(names) + 1
+    missing = [c for c in range(k) if c not in names]
+    if missing:
+        raise ValueError(f"{root}: labels {missing[:5]} have no image in the split lists")
+    write_json(root / "classes.json", _classes_json([names[c] for c in range(k)], counts))
+    return {"counts": counts, "num_classes": k, "image_size": size}
+
+
 def load_imagenet_r(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
     """Image paths and labels of ``split`` ("train" | "val") from a fetched ImageNet-R root."""
     items = read_split_list(Path(root) / f"{split}_list.txt")
@@ -167,7 +201,7 @@ def load_imagenet_r(root: str | Path, split: str) -> tuple[list[Path], np.ndarra
 # --- fetch -----------------------------------------------------------------------------------------
 
 def fetch(dataset: str, root: str | Path, *, allow_unverified: bool = False,
-          catalog: dict | None = None) -> dict:
+          catalog: dict | None = None, image_size: int = 224) -> dict:
     """Download, verify and unpack ``dataset`` into ``root``; returns the manifest (not written)."""
     if dataset not in CATALOG:
         raise KeyError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
@@ -186,7 +220,6 @@ def fetch(dataset: str, root: str | Path, *, allow_unverified: bool = False,
         manifest.update(cifar_to_store(tmp, root))
     else:
         safe_extract_tar(root / "downloads" / "imagenet-r.tar", root)
-        counts = {}
         for split in ("train", "val"):
             src = root / "downloads" / f"{split}_list.txt"
             items = read_split_list(src)
@@ -195,8 +228,7 @@ def fetch(dataset: str, root: str | Path, *, allow_unverified: bool = False,
                 raise FileNotFoundError(f"{src}: {len(missing)} listed images missing under {root}, "
                                         f"e.g. {missing[:3]}")
             (root / f"{split}_list.txt").write_text(src.read_text())
-            counts[split] = len(items)
-        manifest.update({"counts": counts, "num_classes": 200})
+        manifest.update(imagenet_r_to_store(root, image_size))
     return manifest
 
 

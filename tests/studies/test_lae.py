@@ -1,0 +1,226 @@
+"""LAE study: EMA / ensemble / metric math on small tensors, the weight download, and a tiny
+end-to-end run of every arm through ``steps`` (CLI included) → aggregate → claims → figures."""
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from numpy.testing import assert_allclose
+
+from paperzoo.data.classes import ClassesSpec, write_classes
+from paperzoo.data.coco_download import ChecksumError
+from paperzoo.data.digits import write_digits
+from paperzoo.data.store import sha256_file
+from paperzoo.engine.claims import evaluate as evaluate_claims
+from paperzoo.engine.claims import load_paper
+from paperzoo.engine.io import read_json
+from paperzoo.engine.metrics import aggregate
+from paperzoo.studies.lae import benchmark, learner, pretrain, steps
+from paperzoo.studies.lae.figures import FIGURES
+
+STUDY_DIR = Path(steps.__file__).parent
+REPO = STUDY_DIR.parents[3]
+torch.set_num_threads(1)
+
+
+# --- equations on small tensors ------------------------------------------------------------------
+
+def test_ema_update_equation_and_decay_rescale():
+    on = torch.nn.ModuleList([torch.nn.Linear(3, 2)])
+    acc = learner.PETAccumulator(on, decay=0.9)
+    off0 = [p.clone() for p in acc.module.parameters()]
+    with torch.no_grad():
+        for p in on.parameters():
+            p.add_(1.0)
+    model = type("M", (), {"pet": on})()
+    acc.update(model)
+    for p_off, p0, p_on in zip(acc.module.parameters(), off0, on.parameters()):
+        assert_allclose(p_off.numpy(), (0.9 * p0 + 0.1 * p_on.detach()).numpy(), atol=1e-6)
+        assert not p_off.requires_grad
+    d = learner.ema_decay(0.1, 40)
+    assert d == pytest.approx(0.9975)
+    assert 1 - d ** 40 == pytest.approx(0.1, abs=0.005)           # ≈ c pulled per task
+    assert 1 - 0.9999 ** 1040 == pytest.approx(0.0988, abs=1e-3)  # the official per-task pull it preserves
+
+
+def test_max_softmax_ensemble_is_not_a_logit_mean():
+    p_on = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    p_off = torch.tensor([[0.1, 0.7, 0.2], [0.55, 0.4, 0.05]])
+    ens = learner.ensemble_probs(p_on, p_off)
+    assert_allclose(ens.numpy(), [[0.6, 0.7, 0.2], [0.55, 0.4, 0.6]])
+    assert ens.argmax(1).tolist() == [1, 2]
+    assert (p_on + p_off).argmax(1).tolist() == [1, 0]             # the averaging rule differs here
+
+
+def test_accuracy_matrix_forgetting_and_summary():
+    acc = np.array([[0.9, np.nan, np.nan], [0.6, 0.8, np.nan], [0.5, 0.4, 0.7]])
+    stage = np.array([0.9, 0.7, 0.5333])
+    assert benchmark.forgetting(acc) == pytest.approx(((0.9 - 0.5) + (0.8 - 0.4)) / 2)
+    m = benchmark.summarize(acc, stage, prefix="online_")
+    assert m["online_acc_last"] == pytest.approx(0.5333) and m["online_acc_avg"] == pytest.approx(np.mean(stage))
+    assert m["online_acc_old"] == pytest.approx(0.45) and m["online_acc_new"] == pytest.approx(0.7)
+    assert m["online_acc_t2_task1"] == pytest.approx(0.6) and "online_acc_t1_task2" not in m
+    pred, labels = torch.tensor([0, 1, 3, 3, 2]), torch.tensor([0, 1, 2, 3, 2])
+    assert benchmark.task_accuracies(pred, labels, [[0, 1], [2, 3]]) == pytest.approx([1.0, 2 / 3])
+
+
+def test_class_order_is_a_seeded_permutation():
+    a, b = benchmark.class_order(10, 0), benchmark.class_order(10, 1)
+    assert sorted(a) == list(range(10)) and a != b and a == benchmark.class_order(10, 0)
+
+
+def test_frozen_steps_give_the_pet_no_gradient():
+    from paperzoo.layers.pet import PETViT, make_pet
+    from paperzoo.layers.vit import test_vit
+    from paperzoo.data.sets import ClassificationSet
+
+    torch.manual_seed(0)
+    vit = PETViT(test_vit())
+    model = learner.CILModel(vit, make_pet("adapter", 32, 1))
+    head = model.add_head(2)
+    images = torch.randint(0, 255, (8, 3, 16, 16), dtype=torch.uint8)
+    ds = ClassificationSet(images, torch.tensor([0, 1] * 4), ["a", "b"])
+    before = [p.clone() for p in model.pet.parameters()]
+    learner.learn_task(model, learner.TaskBatches(ds, 4, 0, 16), head=head, label_offset=0, steps=2, freeze_steps=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.pet.parameters()))
+    learner.learn_task(model, learner.TaskBatches(ds, 4, 0, 16), head=head, label_offset=0, steps=2, freeze_steps=0)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.pet.parameters()))
+
+
+# --- paper-scale weights: download path --------------------------------------------------------
+
+@pytest.fixture
+def served(tmp_path):
+    """A loopback HTTP server over ``tmp_path/www`` (the downloader allows http only on loopback)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_official_weights_download_verifies_and_refuses_unverified(served, tmp_path):
+    www, base = served
+    (www / "w.npz").write_bytes(b"fake weights" * 100)
+    good = sha256_file(www / "w.npz")
+    dest = tmp_path / "out" / "ViT-B_16.npz"
+    with pytest.raises(ChecksumError, match="allow_unverified"):
+        pretrain.fetch_official_weights(f"{base}/w.npz", dest, sha256=None)
+    assert not dest.exists()
+    with pytest.raises(ChecksumError):
+        pretrain.fetch_official_weights(f"{base}/w.npz", dest, sha256="0" * 64)
+    assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    assert pretrain.fetch_official_weights(f"{base}/w.npz", dest, sha256=good) == dest
+    assert sha256_file(dest) == good
+    with pytest.raises(ValueError, match="https"):
+        pretrain.fetch_official_weights("http://example.com/w.npz", dest, sha256=good)
+
+
+# --- tiny end-to-end -------------------------------------------------------------------------------
+
+def _tiny_block() -> dict:
+    """The repository config at ``tiny`` once the lae block is integrated, else the proposal files."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    if "lae" in cfg:
+        from paperzoo.engine.config import resolve
+
+        return resolve({**cfg, "scale": "tiny"}, REPO)["lae"]
+    prop = REPO / "proposals" / "lae"
+    block = yaml.safe_load((prop / "config_block.yaml").read_text())["lae"]
+    for dotted, v in yaml.safe_load((prop / "overlays.yaml").read_text())["tiny"].items():
+        node = block
+        *path, last = dotted.split(".")[1:]
+        for p in path:
+            node = node[p]
+        node[last] = v
+    return block
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lae")
+    write_classes(root / "classes", ClassesSpec(), n_upstream=20, n_downstream=8, n_train_per_class=8,
+                  n_test_per_class=4, seed=0, class_seed=0)
+    write_digits(root / "digits", test_fraction=0.2, upsample=2, channels=3, seed=0)
+    block = _tiny_block()
+    bb = root / "pretrain" / "backbone.pt"
+    steps.run_pretrain(block, scale="tiny", data_dir=root / "classes", out=bb, metrics_out=root / "pretrain" / "m.json")
+    runs = []
+    for arm in steps.run_arms(block):
+        bench = arm.split("_", 1)[0]
+        out = root / "runs" / arm / "seed0" / "metrics.json"
+        if arm == "classes_lae_adapter":                      # the CLI path once
+            import json
+            steps.main(["train", "--params", json.dumps(block), "--scale", "tiny", "--arm", arm, "--seed", "0",
+                        "--backbone", str(bb), "--data-dir", str(root / bench), "--out", str(out),
+                        "--state", str(out.with_name("state.pt"))])
+        else:
+            steps.run_train(block, scale="tiny", arm=arm, seed=0, backbone=bb, data_dir=root / bench, out=out)
+        runs.append(out)
+    return {"root": root, "block": block, "runs": runs}
+
+
+def test_tiny_runs_write_metrics_with_expert_split(tiny):
+    run = read_json(tiny["root"] / "runs" / "classes_lae_adapter" / "seed0" / "metrics.json")
+    m = run["metrics"]
+    for pre in ("", "online_", "offline_"):
+        assert {f"{pre}acc_last", f"{pre}acc_avg", f"{pre}forgetting", f"{pre}acc_old", f"{pre}acc_new"} <= set(m)
+    assert all("." not in k and 0 <= v <= 1 for k, v in m.items() if k.startswith(("acc", "online_acc")))
+    assert any("EMA decay rescaled" in d for d in run["meta"]["deviations"])
+    assert run["meta"]["pet_params"] > 0
+    assert not (tiny["root"] / "runs" / "classes_lae_adapter" / "seed0" / "state.pt").exists()
+    calib = read_json(tiny["root"] / "runs" / "digits_calib" / "seed0" / "metrics.json")["metrics"]
+    assert {"loss_auc_cal", "loss_auc_nocal", "acc_cal", "acc_nocal"} <= set(calib)
+
+
+def test_resume_from_task_state_matches_uninterrupted(tiny, tmp_path):
+    """A state file after task 1 (what a killed run leaves) resumes to the same metrics."""
+    from paperzoo.layers.pet import PETViT
+
+    block, root = tiny["block"], tiny["root"]
+    b = block["bench"]["classes"]
+    bench = benchmark.load_benchmark("classes", root / "classes", n_tasks=b["n_tasks"],
+                                     classes_per_task=b["classes_per_task"], seed=0)
+    vit = PETViT(pretrain.load_backbone(root / "pretrain" / "backbone.pt"))
+    kw = dict(method="lae", pet_kind="lora", pet_cfg=block["pet"], seed=0, size=32, batch_size=8, lr=1e-3,
+              epochs=2, freeze_epochs=1, ema_c=0.1)
+    from paperzoo.studies.lae.runs import run_continual
+
+    full, _ = run_continual(vit, bench, **kw)
+    assert run_continual(vit, bench, state=tmp_path / "s.pt", stop_after=1, **kw) == ({}, {})   # "killed"
+    resumed, _ = run_continual(vit, bench, state=tmp_path / "s.pt", **kw)
+    assert resumed == pytest.approx(full, abs=1e-6)
+
+
+def test_aggregate_claims_and_figures(tiny, tmp_path):
+    agg = aggregate(tiny["runs"])
+    paper = load_paper(STUDY_DIR / "paper.yaml")
+    res = evaluate_claims(paper, agg, "tiny")                 # every claim's metrics exist in the runs
+    assert len(res["claims"]) == len(paper["claims"])
+    assert all(c["verdict"] == "inconclusive" for c in res["claims"])   # 1 seed < min_seeds
+    import json
+    (tmp_path / "agg.json").write_text(json.dumps(agg))
+    paths = steps.run_figures(tiny["block"], scale="tiny", metrics=tmp_path / "agg.json", outdir=tmp_path / "f")
+    assert [p.stem for p in paths] == list(FIGURES) and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_benchmark_training_overrides_and_paper_settings():
+    """ImageNet-R's official lr / epochs / freeze window override lae.train; CIFAR keeps it."""
+    import yaml
+
+    from paperzoo.engine.config import resolve
+    from paperzoo.studies.lae.steps import train_from_config
+
+    cfg = resolve({**yaml.safe_load((REPO / "config/config.yaml").read_text()), "scale": "paper"}, REPO)["lae"]
+    inr = train_from_config(cfg, cfg["bench"]["imagenetr"])
+    cif = train_from_config(cfg, cfg["bench"]["cifar100"])
+    assert (inr["lr"], inr["epochs"], inr["freeze_epochs"]) == (0.00046875, 50, 30)
+    assert (cif["lr"], cif["epochs"], cif["freeze_epochs"]) == (0.0028125, 5, 3)
+    assert cif["batch_size"] == 24 and cif["ema_decay_fixed"] == 0.9999
