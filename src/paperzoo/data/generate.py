@@ -30,7 +30,7 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-DATASETS = ("shapes", "classes", "digits", "synthscan")
+DATASETS = ("shapes", "shapes_easy", "classes", "digits", "synthscan")   # shapes_easy: a second shapes spec
 MANIFEST = "manifest.json"
 
 
@@ -103,7 +103,7 @@ def generate(dataset: str, block: dict, out_dir: str | Path, *, threads: int = 1
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_previous(out_dir)
-    if dataset == "shapes":
+    if dataset in ("shapes", "shapes_easy"):
         from .shapes import write_shapes
 
         kw = shapes_from_config(block)

@@ -1,0 +1,390 @@
+"""Entry points of the KD-DETR study (called by the Snakemake rules).
+
+    python -m paperzoo.studies.kd_detr.steps <step> --params P --scale S [options]
+
+``P`` is the study's ``kd_detr`` config block after the scale overlay, as JSON text or a
+JSON file. Only the ``*_from_config`` functions read it.
+
+Steps (outputs written atomically; training resumable from ``<checkpoint>.partial``):
+
+* ``teacher`` --data-dir D --checkpoint T.pt --out teacher/metrics.json
+              Trains the teacher once (shared by every student run); COCO AP of it.
+              With ``teacher.weights_url`` set (paper scale) it refuses to run unless the
+              URL's checksum is confirmed or ``--allow-unverified`` is given (TODO: fetch).
+* ``init``    --seed K --data-dir D --checkpoint init/seedK.pt
+              Shared student initialisation of seed K: ``student.init_steps`` of plain
+              Hungarian training (a recorded deviation: the miniature analogue of the paper's
+              ImageNet-pretrained student backbone; every arm of seed K starts from it).
+* ``student`` --arm A --seed K --data-dir D --teacher T.pt --init init/seedK.pt
+              --checkpoint C.pt --out runs/A/seedK/metrics.json
+              ``student.steps`` more steps of arm A; metrics ``AP``, ``AP50``, ``AP75``,
+              ``AR100`` (fractions, val split), the consistency diagnostic ``diag_*``
+              (``diagnostics.py``) and ``train_img_per_s`` (training images per second).
+* ``figures`` --metrics aggregated.json --teacher-metrics teacher/metrics.json --outdir DIR
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from paperzoo.engine.io import read_json, read_params
+from paperzoo.engine.metrics import run_meta, write_run_metrics
+from paperzoo.engine.seeding import seed_everything
+
+STUDY = "kd_detr"
+PACKAGES = ("numpy", "torch", "scipy", "pycocotools")
+COCO_KEYS = ("AP", "AP50", "AP75", "AR100")
+
+
+# --- config → explicit keyword arguments -------------------------------------------------
+
+def arm_from_config(block: dict, arm: str) -> dict:
+    """Arm name → ``{"general", "specific", "frw", "naive"}`` booleans."""
+    if arm not in block["arms"]:
+        raise KeyError(f"kd_detr: unknown arm {arm!r}; configured: {sorted(block['arms'])}")
+    a = block["arms"][arm]
+    return {k: bool(a.get(k, d)) for k, d in (("general", False), ("specific", False), ("frw", True),
+                                               ("naive", False))}
+
+
+def opt_from_config(block: dict, part: str) -> dict:
+    """``kd_detr.<part>`` (teacher | student) + ``kd_detr.train`` → keyword arguments."""
+    t, p = block["train"], block[part]
+    return {"model": str(p["model"]), "lr": float(p["lr"]), "steps": int(p["steps"]),
+            "init_steps": int(p.get("init_steps", 0)), "batch_size": int(t["batch_size"]),
+            "weight_decay": float(t["weight_decay"]), "clip_grad": float(t["clip_grad"]),
+            "warmup": int(t["warmup"]), "schedule": str(t["schedule"]), "drop_at": float(t["drop_at"]),
+            "loss_weights": {k: float(v) for k, v in t["loss_weights"].items()},
+            "matcher": {k: float(v) for k, v in t["matcher_costs"].items()}}
+
+
+def kd_from_config(block: dict) -> dict:
+    k = block["kd"]
+    return {"temperature": float(k["temperature"]), "num_general": int(k["num_general"]),
+            "weights": {n: float(k["weights"][n]) for n in ("cls", "bbox", "giou")}}
+
+
+def eval_from_config(block: dict) -> dict:
+    e = block["eval"]
+    return {"n_val": int(e["n_val"]), "top_k": int(e["top_k"]), "area_rule": str(e["area_rule"]),
+            "n_diag": int(e["n_diag"]), "dataset": str(block["dataset"])}
+
+
+# --- data ----------------------------------------------------------------------------------
+
+class ShapesBatches:
+    """Step ``i`` → ``(images (B, 3, H, W) float, targets, i)``: seeded per-epoch order
+    (``IndexBatches``) and a horizontal flip drawn from ``step_generator(seed, i)``, so a
+    step's batch depends on ``(seed, i)`` only: every arm of a seed sees the same images."""
+
+    def __init__(self, dset, batch_size: int, seed: int, mean, std):
+        from paperzoo.engine.train import IndexBatches
+
+        self.dset, self.seed, self.mean, self.std = dset, seed, mean, std
+        self.sampler = IndexBatches(len(dset), batch_size, seed)
+
+    def __call__(self, i: int):
+        import torch
+
+        from paperzoo.data.sets import hflip_target, to_float
+        from paperzoo.engine.train import step_generator
+
+        idx = self.sampler(i)
+        flip = torch.rand(len(idx), generator=step_generator(self.seed, i)) < 0.5  # (B,)
+        imgs = self.dset.images[idx]
+        imgs = torch.where(flip.view(-1, 1, 1, 1), imgs.flip(-1), imgs)
+        tgts = [hflip_target(self.dset.targets[j]) if f else self.dset.targets[j]
+                for f, j in zip(flip.tolist(), idx.tolist())]
+        return to_float(imgs, self.mean, self.std), [{"labels": t["labels"], "boxes": t["boxes"]} for t in tgts], i
+
+
+def load_data(data_dir, dataset: str, n_val: int):
+    """Train and val ``DetectionSet`` s plus the train set's per-channel mean/std (of [0, 1] pixels)."""
+    if not dataset.startswith("shapes"):
+        raise NotImplementedError(f"kd_detr steps: dataset {dataset!r} not wired yet (shapes only; "
+                                  "COCO 2017 via paperzoo.data.coco at paper scale: TODO)")
+    from paperzoo.data.shapes import load_shapes
+
+    train_set, val = load_shapes(data_dir, "train"), load_shapes(data_dir, "val")
+    val = val.subset(range(min(n_val, len(val))))
+    x = train_set.images.float().div(255)
+    return train_set, val, x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+
+
+# --- losses and evaluation -------------------------------------------------------------------
+
+def make_criterion(o: dict, num_classes: int, num_decoder_layers: int):
+    from paperzoo.layers.criterion import SetCriterion, with_aux_weights
+    from paperzoo.layers.matcher import HungarianMatcher
+
+    weights = with_aux_weights({"loss_ce": o["loss_weights"]["ce"], "loss_bbox": o["loss_weights"]["bbox"],
+                                "loss_giou": o["loss_weights"]["giou"]}, num_decoder_layers)
+    matcher = HungarianMatcher(o["matcher"]["cls"], o["matcher"]["bbox"], o["matcher"]["giou"])
+    return SetCriterion(num_classes, matcher, weights), weights
+
+
+def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=None, kd: dict | None = None,
+                 seed: int = 0):
+    """``loss_fn(model, (images, targets, step))`` → (loss, parts): the Hungarian loss plus, for a
+    distillation arm, ``loss_kd_<set>_<cls|bbox|giou>`` of each point set (``general``,
+    ``specific``) or of the matched own queries (``naive``), weighted by ``kd["weights"]``."""
+    import torch
+
+    from paperzoo.layers.criterion import weighted_loss
+    from paperzoo.layers.matcher import HungarianMatcher
+
+    from .losses import distill_points, naive_kd_loss
+    from .sampling import forward_with_points, general_points, specific_points
+
+    arm = arm or {"general": False, "specific": False, "frw": True, "naive": False}
+    distil = arm["general"] or arm["specific"] or arm["naive"]
+    kd_matcher = HungarianMatcher()
+
+    def loss_fn(model, batch):
+        images, targets, step = batch
+        points = {}
+        if arm["general"]:
+            points["general"] = general_points(kd["num_general"], seed, step)  # fresh every step
+        if arm["specific"]:
+            points["specific"] = specific_points(teacher)  # detached teacher anchors
+        own, extra = forward_with_points(model, images, points)
+        parts = criterion(own, targets)
+        loss = weighted_loss(parts, weights)
+        if not distil:
+            return loss, parts
+        with torch.no_grad():
+            t_own, t_extra = forward_with_points(teacher, images,
+                                                 {"general": points["general"]} if arm["general"] else {})
+        sets = {}
+        if arm["general"]:
+            sets["general"] = distill_points(extra["general"], t_extra["general"], temperature=kd["temperature"],
+                                             frw=arm["frw"])
+        if arm["specific"]:  # targets: the teacher's own predictions on its own anchors, no matching
+            sets["specific"] = distill_points(extra["specific"], t_own, temperature=kd["temperature"],
+                                              frw=arm["frw"])
+        if arm["naive"]:
+            sets["naive"] = naive_kd_loss(own, t_own, kd_matcher, temperature=kd["temperature"], frw=arm["frw"])
+        for name, terms in sets.items():
+            for k, v in terms.items():
+                parts[f"loss_kd_{name}_{k}"] = v
+                loss = loss + kd["weights"][k] * v
+        return loss, parts
+
+    return loss_fn
+
+
+def evaluate(model, val, mean, std, *, top_k: int, area_rule: str, batch_size: int = 64) -> dict[str, float]:
+    """COCO bbox AP / AP50 / AP75 / AR100 of ``model`` (own queries only) on ``val``."""
+    import math
+
+    import torch
+
+    from paperzoo.data.sets import to_float
+    from paperzoo.engine.coco_eval import evaluate as coco_evaluate, results_from_predictions
+    from paperzoo.layers.detr_lite import PostProcess
+
+    model.eval()
+    post, preds = PostProcess(top_k=top_k, focal=True), []
+    with torch.no_grad():
+        for s in range(0, len(val), batch_size):
+            x = to_float(val.images[s:s + batch_size], mean, std)
+            sizes = torch.stack([t["orig_size"] for t in val.targets[s:s + batch_size]])
+            preds += post(model(x), sizes)
+    res = results_from_predictions(preds, val.image_ids, val.category_ids)
+    m = coco_evaluate(val.coco_path, res, area_rule=area_rule, img_ids=val.image_ids)
+    return {k: float(m[k]) for k in COCO_KEYS if math.isfinite(m[k])}
+
+
+def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None = None) -> list[str]:
+    out = [f"AdamW lr {o['lr']:g}, {o['steps']} steps at batch {o['batch_size']}, {o['schedule']} drop at "
+           f"{o['drop_at']:g} (official: lr 2e-4 / backbone 2e-5, 50 epochs, drop at 40, batch 64)",
+           f"Hungarian loss weights ce {o['loss_weights']['ce']:g} / L1 {o['loss_weights']['bbox']:g} / GIoU "
+           f"{o['loss_weights']['giou']:g} (official DAB-DETR: focal 1 / 5 / 2)"]
+    if scale != "paper":
+        out.append("procedural shapes (64 px) instead of COCO 2017; DETR-lite models with a from-scratch CNN "
+                   "backbone instead of DAB-DETR R50 / R18 with ImageNet-pretrained ResNets")
+    if init_steps:
+        shared = "one initialisation shared by every seed" if init_seed is not None else "a per-seed initialisation"
+        out.append(f"student starts from {shared} ({init_steps} steps of plain Hungarian training, identical "
+                   "for every arm): the miniature stand-in for the paper's ImageNet-pretrained student backbone")
+    return out
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+def _setup(block: dict, data_dir, seed: int, threads: int):
+    import torch
+
+    seed_everything(seed, threads)
+    torch.set_num_threads(threads)
+    ev = eval_from_config(block)
+    train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"])
+    return ev, train_set, val, mean, std
+
+
+def _load_frozen(name: str, num_classes: int, checkpoint):
+    from paperzoo.engine.train import load_trained
+
+    from .models import build_model
+
+    m = build_model(name, num_classes)
+    load_trained(m, checkpoint)
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int = 0, threads: int = 1,
+                allow_unverified: bool = False, progress: bool = True) -> dict:
+    """Train the teacher (or refuse an unverified download) and write its COCO metrics."""
+    from paperzoo.engine.train import load_trained, train
+
+    from .models import build_model
+
+    url = block["teacher"].get("weights_url")
+    if url is not None or scale == "paper":
+        if block["teacher"].get("weights_sha256") is None and not allow_unverified:
+            raise SystemExit(f"kd_detr teacher: weights {url!r} have no confirmed SHA-256 in the config; "
+                             "refusing to use them (pass --allow-unverified to override)")
+        raise NotImplementedError("kd_detr teacher: downloading DAB-DETR weights is not implemented yet (TODO)")
+    t0 = time.perf_counter()
+    seed = int(block["teacher"].get("seed", seed))
+    ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
+    o = opt_from_config(block, "teacher")
+    model = build_model(o["model"], train_set.num_classes)
+    crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
+    history = train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed, mean, std),
+                    steps=o["steps"], final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"],
+                    clip_grad=o["clip_grad"], schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"],
+                    progress=progress, desc="kd_detr teacher")
+    history = load_trained(model, checkpoint)
+    t_train = time.perf_counter() - t0
+    metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
+    meta = run_meta(t0, threads, PACKAGES, model=o["model"], n_params=sum(p.numel() for p in model.parameters()),
+                    steps=o["steps"], train_s=round(t_train, 3), final_loss=history[-1]["loss"] if history else None,
+                    n_val=len(val), deviations=deviations(o, scale))
+    write_run_metrics(out, study=STUDY, scale=scale, arm="teacher", seed=seed, metrics=metrics, meta=meta)
+    return metrics
+
+
+def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, threads: int = 1,
+             progress: bool = True) -> None:
+    """Shared student initialisation of one seed: ``init_steps`` of Hungarian-only training,
+    constant lr after warmup (the arms' schedules start afterwards)."""
+    from paperzoo.engine.train import train
+
+    from .models import build_model
+
+    _, train_set, _, mean, std = _setup(block, data_dir, seed, threads)
+    o = opt_from_config(block, "student")
+    model = build_model(o["model"], train_set.num_classes)
+    crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
+    if o["init_steps"] == 0:  # no shared init (paper scale: pretrained backbone): the untrained model
+        from paperzoo.engine.checkpoint import save_checkpoint
+
+        save_checkpoint(checkpoint, {"model": model.state_dict(), "ema": None, "history": [], "steps": 0})
+        return
+    # the init phase draws its batches from a seed distinct from the arm phase's
+    train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed + 50_000, mean, std),
+          steps=o["init_steps"], final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"],
+          clip_grad=o["clip_grad"], schedule="constant", warmup=o["warmup"], progress=progress,
+          desc=f"kd_detr init seed{seed}")
+
+
+def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teacher_checkpoint, init, checkpoint,
+                out, threads: int = 1, progress: bool = True) -> dict:
+    """Train arm ``arm`` of seed ``seed`` from the shared init, evaluate, write metrics."""
+    from paperzoo.engine.train import load_trained, train
+
+    from .diagnostics import consistency
+    from .models import build_model
+
+    t0 = time.perf_counter()
+    a = arm_from_config(block, arm)
+    ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
+    o, kd = opt_from_config(block, "student"), kd_from_config(block)
+    teacher = _load_frozen(block["teacher"]["model"], train_set.num_classes, teacher_checkpoint)
+    model = build_model(o["model"], train_set.num_classes)
+    if o["init_steps"]:
+        load_trained(model, init)
+    crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
+    loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
+    t1 = time.perf_counter()
+    train(model, loss_fn, ShapesBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
+          final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"], clip_grad=o["clip_grad"],
+          schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"], progress=progress,
+          desc=f"kd_detr {arm} seed{seed}")
+    t_train = time.perf_counter() - t1   # includes a resumed run's reload; fresh runs: pure training
+    history = load_trained(model, checkpoint)
+    metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
+    from paperzoo.data.sets import to_float
+
+    diag_x = to_float(val.images[:ev["n_diag"]], mean, std)
+    metrics.update(consistency(model, teacher, diag_x, num_general=kd["num_general"], seed=seed))
+    metrics["train_img_per_s"] = o["steps"] * o["batch_size"] / t_train
+    meta = run_meta(t0, threads, PACKAGES, model=o["model"], teacher=block["teacher"]["model"], arm_flags=a,
+                    n_params=sum(p.numel() for p in model.parameters()), steps=o["steps"],
+                    init_steps=o["init_steps"], train_s=round(t_train, 3),
+                    final_loss=history[-1]["loss"] if history else None, n_val=len(val),
+                    timing_note="CPU, 1 thread, other core busy with other jobs: contended timings",
+                    init_seed=block["student"].get("init_seed"),
+                    deviations=deviations(o, scale, o["init_steps"], block["student"].get("init_seed")))
+    write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
+    return metrics
+
+
+def run_figures(block: dict, *, scale: str, metrics, teacher_metrics, outdir) -> list[Path]:
+    from . import figures
+
+    outdir = Path(outdir)
+    agg, teacher = read_json(metrics), read_json(teacher_metrics)
+    arms = [a for a in block["arms"] if a in agg["arms"]]
+    return [figures.table_sampling_ablation(agg, arms, outdir, teacher=teacher, labels=block["arms"]),
+            figures.fig_ap_per_arm(agg, arms, outdir / "fig_ap_per_arm.png", scale=scale, teacher=teacher),
+            figures.fig_consistency(agg, arms, outdir / "fig_consistency.png", scale=scale)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=("teacher", "init", "student", "figures"))
+    ap.add_argument("--params", required=True, help="the kd_detr config block: JSON text or a JSON file")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--arm")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--teacher", type=Path, help="teacher checkpoint (student)")
+    ap.add_argument("--init", type=Path, help="shared student init checkpoint (student)")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--metrics", type=Path)
+    ap.add_argument("--teacher-metrics", type=Path)
+    ap.add_argument("--outdir", type=Path)
+    ap.add_argument("--allow-unverified", action="store_true")
+    args = ap.parse_args(argv)
+    block = read_params(args.params)
+    need = {"teacher": ["data_dir", "checkpoint", "out"], "init": ["data_dir", "checkpoint"],
+            "student": ["arm", "data_dir", "teacher", "init", "checkpoint", "out"],
+            "figures": ["metrics", "teacher_metrics", "outdir"]}[args.step]
+    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
+    if missing:
+        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+    if args.step == "teacher":
+        run_teacher(block, scale=args.scale, data_dir=args.data_dir, checkpoint=args.checkpoint, out=args.out,
+                    threads=args.threads, allow_unverified=args.allow_unverified)
+    elif args.step == "init":
+        run_init(block, scale=args.scale, seed=args.seed, data_dir=args.data_dir, checkpoint=args.checkpoint,
+                 threads=args.threads)
+    elif args.step == "student":
+        run_student(block, scale=args.scale, arm=args.arm, seed=args.seed, data_dir=args.data_dir,
+                    teacher_checkpoint=args.teacher, init=args.init, checkpoint=args.checkpoint, out=args.out,
+                    threads=args.threads)
+    else:
+        run_figures(block, scale=args.scale, metrics=args.metrics, teacher_metrics=args.teacher_metrics,
+                    outdir=args.outdir)
+
+
+if __name__ == "__main__":
+    main()

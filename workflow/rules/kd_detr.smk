@@ -1,0 +1,130 @@
+# kd_detr — KD-DETR: distillation through consistent distillation points (arXiv 2211.08071).
+# teacher (once, shared) → shared student init (once, or per seed) → per arm × seed: student (KD arm,
+# COCO eval, consistency diagnostic) → aggregate → claims → figures.
+# Data: procedural `shapes` variant (config kd_detr.dataset) at tiny/mini, COCO 2017 at paper.
+
+KD = "kd_detr"
+KD_ARMS = list(config[KD]["arms"]) if is_enabled(KD) else []
+KD_SEEDS = list(range(config[KD]["seeds"])) if is_enabled(KD) else []
+KD_DATASET = config[KD]["dataset"] if is_enabled(KD) else ""
+KD_DATA = (
+    "results/data/coco/paper/verified.json"
+    if KD_DATASET == "coco"
+    else f"results/data/{KD_DATASET}/{SCALE}/manifest.json"
+)
+# one shared student init for every seed (the paper's one pretrained backbone), or one per seed
+KD_INIT_SEED = config[KD]["student"]["init_seed"] if is_enabled(KD) else None
+KD_FIGS = ["table_sampling_ablation", "fig_ap_per_arm", "fig_consistency"]
+
+if is_enabled(KD):
+    register(
+        KD,
+        runs=[res(KD, f"runs/{a}/seed{k}/metrics.json") for a in KD_ARMS for k in KD_SEEDS],
+        figures=[res(KD, f"figures/{name}.png") for name in KD_FIGS],
+    )
+
+
+rule kd_detr_teacher:
+    input:
+        data=KD_DATA,
+    output:
+        checkpoint=res(KD, "teacher/model.pt"),
+        metrics=res(KD, "teacher/metrics.json"),
+    params:
+        cfg=lambda w: get_block(KD, "dataset", "teacher", "train", "eval"),
+        scale=SCALE,
+        data_dir=lambda w, input: os.path.dirname(input.data),
+    log:
+        log_path(KD, "teacher"),
+    threads: 1
+    resources:
+        gpu=1 if SCALE == "paper" else 0,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.kd_detr.steps teacher --params {params.cfg:q} --scale {params.scale}"
+        " --threads {threads} --data-dir {params.data_dir} --checkpoint {output.checkpoint}"
+        " --out {output.metrics} > {log} 2>&1"
+
+
+rule kd_detr_init:
+    input:
+        data=KD_DATA,
+    output:
+        res(KD, "init/seed{seed}/model.pt"),
+    params:
+        cfg=lambda w: get_block(KD, "dataset", "student", "train", "eval"),
+        scale=SCALE,
+        data_dir=lambda w, input: os.path.dirname(input.data),
+    log:
+        log_path(KD, "init", "seed{seed}"),
+    threads: 1
+    resources:
+        gpu=1 if SCALE == "paper" else 0,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.kd_detr.steps init --params {params.cfg:q} --scale {params.scale}"
+        " --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir} --checkpoint {output} > {log} 2>&1"
+
+
+rule kd_detr_student:
+    input:
+        data=KD_DATA,
+        teacher=res(KD, "teacher/model.pt"),
+        init=lambda w: res(KD, f"init/seed{w.seed if KD_INIT_SEED is None else KD_INIT_SEED}/model.pt"),
+    output:
+        metrics=res(KD, "runs/{arm}/seed{seed}/metrics.json"),
+        checkpoint=res(KD, "checkpoints/{arm}/seed{seed}/model.pt"),
+    params:
+        cfg=lambda w: get_block(KD),
+        scale=SCALE,
+        data_dir=lambda w, input: os.path.dirname(input.data),
+    wildcard_constraints:
+        arm="|".join(KD_ARMS) if KD_ARMS else "NONE",
+    log:
+        log_path(KD, "student", "{arm}_seed{seed}"),
+    threads: 1
+    resources:
+        gpu=1 if SCALE == "paper" else 0,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.kd_detr.steps student --params {params.cfg:q} --scale {params.scale}"
+        " --arm {wildcards.arm} --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir}"
+        " --teacher {input.teacher} --init {input.init} --checkpoint {output.checkpoint}"
+        " --out {output.metrics} > {log} 2>&1"
+
+
+rule kd_detr_figures:
+    input:
+        metrics=res(KD, "metrics.json"),
+        teacher=res(KD, "teacher/metrics.json"),
+    output:
+        [
+            report(res(KD, f"figures/{name}.png"), caption="../report/kd_detr.rst", category=KD)
+            for name in KD_FIGS
+        ],
+    params:
+        cfg=lambda w: get_block(KD, "arms"),
+        scale=SCALE,
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+    log:
+        log_path(KD, "figures"),
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.kd_detr.steps figures --params {params.cfg:q} --scale {params.scale}"
+        " --metrics {input.metrics} --teacher-metrics {input.teacher} --outdir {params.out_dir} > {log} 2>&1"
+
+
+rule kd_detr:
+    localrule: True
+    input:
+        res(KD, "claims.json"),
+        res(KD, "teacher/metrics.json"),
+        [res(KD, f"figures/{name}.png") for name in KD_FIGS],
