@@ -12,7 +12,8 @@ CLASSES_TINY = {
     "kinds": ["disc", "square", "triangle", "ring", "crescent", "star", "ell", "bar", "cross"],
     "textures": ["solid", "stripes", "checker", "dots"],
     "layouts": ["red_on_dark", "green_on_light", "blue_on_light", "yellow_on_dark"],
-    "n_upstream": 100, "n_downstream": 40, "n_train_per_class": 2, "n_test_per_class": 1,
+    "n_upstream": 100, "n_downstream": 40, "n_train_per_class": 2, "n_upstream_train_per_class": 3,
+    "n_test_per_class": 1,
     "scale_min": 0.5, "scale_max": 0.95, "aspect_min": 0.8, "hue_jitter": 0.04, "noise_max": 12,
 }
 DIGITS = {"seed": 0, "test_fraction": 0.2, "upsample": 2, "channels": 3}

@@ -81,3 +81,17 @@ def test_digits_through_the_same_interface(tmp_path):
     assert torch.equal(train.images[:, 0], train.images[:, 2])
     again = generate("digits", DIGITS, tmp_path / "again")
     assert again["files"] == m["files"]
+
+
+def test_upstream_train_size_is_separate_and_leaves_downstream_unchanged(tmp_path):
+    from paperzoo.data.classes import write_classes
+    from paperzoo.data.generate import classes_from_config
+    from tests.data.conftest import CLASSES_TINY
+
+    kw = classes_from_config(CLASSES_TINY)
+    a = write_classes(tmp_path / "a", **kw)
+    b = write_classes(tmp_path / "b", **{**kw, "n_upstream_train_per_class": 5})
+    assert a["upstream_train"] == 3 * 100 and b["upstream_train"] == 5 * 100
+    for split in ("downstream_train", "downstream_test", "upstream_test"):
+        assert np.array_equal(np.load(tmp_path / "a" / f"{split}_images.npy"),
+                              np.load(tmp_path / "b" / f"{split}_images.npy"))

@@ -131,8 +131,13 @@ def classes_spec_from_config(block: dict) -> ClassesSpec:
 
 
 def write_classes(root: str | os.PathLike, spec: ClassesSpec, *, n_upstream: int, n_downstream: int,
-                  n_train_per_class: int, n_test_per_class: int, seed: int, class_seed: int) -> dict:
-    """Write the four splits and ``classes.json``; returns counts for the manifest."""
+                  n_train_per_class: int, n_test_per_class: int, seed: int, class_seed: int,
+                  n_upstream_train_per_class: int | None = None) -> dict:
+    """Write the four splits and ``classes.json``; returns counts for the manifest.
+
+    ``n_upstream_train_per_class`` (default ``n_train_per_class``) sizes the pretraining split
+    alone; every split is seeded by its own name, so it leaves the downstream splits unchanged.
+    """
     root = Path(root)
     vocab = spec.vocabulary()
     up, down = split_classes(len(vocab), n_upstream, n_downstream, class_seed=class_seed)
@@ -140,7 +145,8 @@ def write_classes(root: str | os.PathLike, spec: ClassesSpec, *, n_upstream: int
     splits, counts = {}, {}
     for subset, ids in subsets.items():
         names = [class_name(*vocab[g]) for g in ids]
-        for part, n_per in (("train", n_train_per_class), ("test", n_test_per_class)):
+        n_train = n_upstream_train_per_class if subset == "upstream" and n_upstream_train_per_class else n_train_per_class
+        for part, n_per in (("train", n_train), ("test", n_test_per_class)):
             split = f"{subset}_{part}"
             images, labels = render(spec, ids, n_per, seed=seed, split=split)
             save_classification(root, split, images, labels)

@@ -49,6 +49,7 @@ def classes_from_config(block: dict) -> dict:
     return {"spec": classes_spec_from_config(block), "seed": int(block["seed"]),
             "class_seed": int(block["class_seed"]), "n_upstream": int(block["n_upstream"]),
             "n_downstream": int(block["n_downstream"]), "n_train_per_class": int(block["n_train_per_class"]),
+            "n_upstream_train_per_class": int(block["n_upstream_train_per_class"]),
             "n_test_per_class": int(block["n_test_per_class"])}
 
 
