@@ -262,3 +262,20 @@ def test_loader_reads_the_extracted_fixture_with_detr_transforms(server, tmp_pat
         for t in targets:
             b = t["boxes"]
             assert ((b >= 0) & (b <= 1 + 1e-6)).all() and len(b) == len(t["labels"]) == len(t["masks"])
+
+
+def test_square_coco_set_keeps_normalised_boxes_and_original_sizes(server, tmp_path):
+    from paperzoo.data.coco import SquareCocoSet
+
+    archives = _fixture_archives()
+    cd.fetch_coco(tmp_path, list(archives), catalog=_catalog(server, archives))
+    ds = SquareCocoSet(tmp_path, "val2017", 32)
+    assert len(ds) == 3 and ds.num_classes == 2 and ds.category_ids == [1, 18]
+    x = ds.images[torch.tensor([0, 2])]
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.uint8
+    t = ds.targets[0]                                               # image 139: one dog, 40×48
+    assert t["orig_size"].tolist() == [40, 48] and t["labels"].tolist() == [1]
+    torch.testing.assert_close(t["boxes"], torch.tensor([[14 / 48, 10 / 40, 20 / 48, 10 / 40]]))
+    assert len(ds.targets[0:2]) == 2 and ds.images[0:2].shape[0] == 2
+    sub = ds.subset(range(1, 3))
+    assert sub.image_ids == ds.image_ids[1:] and sub.targets[0]["labels"].tolist() == [0]   # crowd dropped

@@ -18,10 +18,11 @@ ARMS = {"baseline": {}, "naive_kd": {"naive": True}, "general": {"general": True
 
 def _block(**student) -> dict:
     """A tiny ``kd_detr`` block (the proposal's keys, test-size numbers)."""
-    return {"dataset": "shapes", "seeds": 1,
-            "teacher": {"model": "test_detr_lite", "lr": 1e-3, "steps": 2, "seed": 0, "weights_url": None,
-                        "weights_sha256": None},
-            "student": {"model": "test_detr_lite", "lr": 1e-3, "init_steps": 1, "steps": 2, **student},
+    return {"dataset": "shapes", "coco_size": 64, "seeds": 1,
+            "teacher": {"model": "test_detr_lite", "lr": 1e-3, "lr_backbone": None, "steps": 2, "seed": 0,
+                        "weights_url": None, "weights_sha256": None},
+            "student": {"model": "test_detr_lite", "lr": 1e-3, "lr_backbone": None, "init_steps": 1, "init_seed": None,
+                        "steps": 2, **student},
             "train": {"batch_size": 4, "weight_decay": 1e-4, "clip_grad": 0.1, "warmup": 1, "schedule": "step",
                       "drop_at": 0.8, "loss_weights": {"ce": 2.0, "bbox": 5.0, "giou": 2.0},
                       "matcher_costs": {"cls": 2.0, "bbox": 5.0, "giou": 2.0}},
@@ -233,3 +234,39 @@ def test_paper_models_instantiate_near_published_size():
     n = sum(p.numel() for p in r50.parameters())
     assert 40e6 < n < 46e6  # DAB-DETR R50: 44M (DAB-DETR README); DETR-lite's decoder: 42.8M
     assert r50.num_queries == 300 and r50.class_head.out_features == 91
+
+
+def test_coco_layout_path_end_to_end(tiny, tmp_path):
+    """The paper-scale data path on files in COCO 2017's layout (shapes renamed train2017 /
+    val2017): lazily decoded, squashed images, ImageNet statistics, backbone lr group."""
+    import shutil
+
+    src = tiny["root"] / "data"
+    for split in ("train", "val"):
+        shutil.copytree(src / split, tmp_path / f"{split}2017")
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        shutil.copy(src / "annotations" / f"instances_{split}.json",
+                    tmp_path / "annotations" / f"instances_{split}2017.json")
+    block = {**_block(lr_backbone=1e-4), "dataset": "coco", "coco_size": 32}
+    train_set, val, mean, std = steps.load_data(tmp_path, "coco", 4, 32)
+    assert len(train_set) == 12 and len(val) == 4 and mean == pytest.approx([0.485, 0.456, 0.406])
+    assert train_set.images[torch.tensor([0, 1])].shape == (2, 3, 32, 32)
+    model = create_model("test_detr_lite")
+    groups = steps.param_groups(model, steps.opt_from_config(block, "student"))
+    assert groups[0]["lr"] == 1e-4 and len(groups[0]["params"]) == len(list(model.backbone.parameters()))
+    steps.run_teacher(block, scale="paper", data_dir=tmp_path, checkpoint=tmp_path / "t.pt", out=tmp_path / "t.json",
+                      progress=False)
+    steps.run_init(block, scale="paper", seed=0, data_dir=tmp_path, checkpoint=tmp_path / "i.pt", progress=False)
+    m = steps.run_student(block, scale="paper", arm="kd_detr", seed=0, data_dir=tmp_path,
+                          teacher_checkpoint=tmp_path / "t.pt", init=tmp_path / "i.pt",
+                          checkpoint=tmp_path / "s.pt", out=tmp_path / "s.json", progress=False)
+    assert {"AP", "AP50", "diag_iou_shared"} <= set(m)
+    assert any("squashed to 32x32" in d for d in json.loads((tmp_path / "s.json").read_text())["meta"]["deviations"])
+
+
+def test_official_teacher_weights_are_refused_without_a_converter(tmp_path):
+    block = _block()
+    block["teacher"].update(weights_url="https://example.org/dab.pth", weights_sha256="0" * 64)
+    with pytest.raises(SystemExit, match="key converter"):
+        steps.run_teacher(block, scale="paper", data_dir=tmp_path, checkpoint=tmp_path / "t.pt",
+                          out=tmp_path / "t.json", progress=False)

@@ -31,7 +31,7 @@ rule kd_detr_teacher:
         checkpoint=res(KD, "teacher/model.pt"),
         metrics=res(KD, "teacher/metrics.json"),
     params:
-        cfg=lambda w: get_block(KD, "dataset", "teacher", "train", "eval"),
+        cfg=lambda w: get_block(KD, "dataset", "coco_size", "teacher", "train", "eval"),
         scale=SCALE,
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
@@ -54,7 +54,7 @@ rule kd_detr_init:
     output:
         res(KD, "init/seed{seed}/model.pt"),
     params:
-        cfg=lambda w: get_block(KD, "dataset", "student", "train", "eval"),
+        cfg=lambda w: get_block(KD, "dataset", "coco_size", "student", "train", "eval"),
         scale=SCALE,
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:

@@ -239,3 +239,98 @@ def load_coco(root: str | os.PathLike, split: str, *, train: bool, transforms: C
     root = Path(root)
     return CocoDetection(root / split, root / "annotations" / f"instances_{split}.json",
                          transforms if transforms is not None else DetrTransforms(train), return_masks=return_masks)
+
+
+# --- fixed-size view for models without padding masks ------------------------------------------
+
+class SquareCocoSet:
+    """COCO as a lazily decoded stand-in for :class:`.sets.DetectionSet`: every image is resized
+    to ``size`` × ``size`` (aspect not kept) when it is read.
+
+    For detectors without a padding-mask input (DETR-lite): with one fixed input size there is
+    no padding, and a box normalised to its own image (``cx, cy, w, h`` in [0, 1]) is the same
+    box in the squashed image, so targets and predictions stay in DETR's normalised frame and
+    :class:`paperzoo.layers.detr_lite.PostProcess` maps them back with ``orig_size``. A
+    deviation from DETR's aspect-preserving multi-scale resize and random crop; record it.
+
+    Interface used by the studies: ``images[index]`` → uint8 (B, 3, size, size) (index: int
+    tensor, list or slice), ``targets[j]`` / ``targets[a:b]`` → ``{"labels", "boxes"
+    (normalised cxcywh), "orig_size" (h, w)}``, ``len``, ``num_classes``, ``class_names``,
+    ``image_ids``, ``category_ids``, ``coco_path``, ``subset(index)``.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, size: int, *, coco: CocoDetection | None = None,
+                 image_ids: Sequence[int] | None = None):
+        root = Path(root)
+        self.root, self.split, self.size = root, split, int(size)
+        self.coco = coco if coco is not None else CocoDetection(
+            root / split, root / "annotations" / f"instances_{split}.json", transforms=None)
+        self.image_ids = list(self.coco.ids if image_ids is None else image_ids)
+        self.category_ids, self.class_names = self.coco.category_ids, self.coco.class_names
+        self.coco_path = self.coco.coco_path
+        self.images, self.targets = _SquareImages(self), _SquareTargets(self)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, index) -> "SquareCocoSet":
+        ids = [self.image_ids[int(i)] for i in index]
+        return SquareCocoSet(self.root, self.split, self.size, coco=self.coco, image_ids=ids)
+
+    def image(self, j: int) -> torch.Tensor:
+        info = self.coco.coco.imgs[self.image_ids[j]]
+        with Image.open(self.coco.img_folder / info["file_name"]) as im:
+            im = im.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
+            return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()   # (3, S, S) uint8
+
+    def target(self, j: int) -> dict:
+        image_id = self.image_ids[j]
+        info = self.coco.coco.imgs[image_id]
+        h, w = int(info["height"]), int(info["width"])
+        t = self.coco.load_target(image_id, h, w)
+        b = t["boxes"]                                                            # (n, 4) abs xyxy
+        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h,
+                              (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], 1)
+        return {"labels": t["labels"], "boxes": cxcywh, "orig_size": torch.tensor([h, w]),
+                "image_id": torch.tensor(image_id)}
+
+
+def _positions(n: int, index) -> list[int]:
+    if isinstance(index, slice):
+        return list(range(n))[index]
+    if isinstance(index, torch.Tensor):
+        return [int(i) for i in index.reshape(-1).tolist()]
+    return [int(i) for i in index]
+
+
+class _SquareImages:
+    def __init__(self, ds: SquareCocoSet):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, int):
+            return self.ds.image(index)
+        pos = _positions(len(self.ds), index)
+        if not pos:
+            return torch.zeros((0, 3, self.ds.size, self.ds.size), dtype=torch.uint8)
+        return torch.stack([self.ds.image(j) for j in pos])                  # (B, 3, S, S)
+
+
+class _SquareTargets:
+    def __init__(self, ds: SquareCocoSet):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index):
+        if isinstance(index, int):
+            return self.ds.target(index)
+        return [self.ds.target(j) for j in _positions(len(self.ds), index)]

@@ -52,6 +52,7 @@ def opt_from_config(block: dict, part: str) -> dict:
     """``kd_detr.<part>`` (teacher | student) + ``kd_detr.train`` → keyword arguments."""
     t, p = block["train"], block[part]
     return {"model": str(p["model"]), "lr": float(p["lr"]), "steps": int(p["steps"]),
+            "lr_backbone": None if p.get("lr_backbone") is None else float(p["lr_backbone"]),
             "init_steps": int(p.get("init_steps", 0)), "batch_size": int(t["batch_size"]),
             "weight_decay": float(t["weight_decay"]), "clip_grad": float(t["clip_grad"]),
             "warmup": int(t["warmup"]), "schedule": str(t["schedule"]), "drop_at": float(t["drop_at"]),
@@ -68,7 +69,18 @@ def kd_from_config(block: dict) -> dict:
 def eval_from_config(block: dict) -> dict:
     e = block["eval"]
     return {"n_val": int(e["n_val"]), "top_k": int(e["top_k"]), "area_rule": str(e["area_rule"]),
-            "n_diag": int(e["n_diag"]), "dataset": str(block["dataset"])}
+            "n_diag": int(e["n_diag"]), "dataset": str(block["dataset"]), "coco_size": int(block["coco_size"])}
+
+
+def param_groups(model, o: dict):
+    """One group, or the backbone at ``lr_backbone`` (DETR practice: the official student uses
+    2e-5 for the ResNet, 2e-4 for the rest) — ``engine.train``'s ``params``."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if o["lr_backbone"] is None:
+        return trainable
+    bb = {id(p) for p in model.backbone.parameters()}
+    return [{"params": [p for p in trainable if id(p) in bb], "lr": o["lr_backbone"]},
+            {"params": [p for p in trainable if id(p) not in bb]}]
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -99,11 +111,21 @@ class ShapesBatches:
         return to_float(imgs, self.mean, self.std), [{"labels": t["labels"], "boxes": t["boxes"]} for t in tgts], i
 
 
-def load_data(data_dir, dataset: str, n_val: int):
-    """Train and val ``DetectionSet`` s plus the train set's per-channel mean/std (of [0, 1] pixels)."""
+def load_data(data_dir, dataset: str, n_val: int, coco_size: int = 800):
+    """Train and val sets plus the per-channel mean/std (of [0, 1] pixels) used to normalise.
+
+    ``shapes*``: in-memory ``DetectionSet`` s, statistics of the train images. ``coco``: COCO
+    2017 under ``data_dir`` read lazily, every image squashed to ``coco_size`` ² (DETR-lite has
+    no padding mask; :class:`paperzoo.data.coco.SquareCocoSet`), ImageNet statistics (DETR's).
+    """
+    if dataset == "coco":
+        from paperzoo.data.coco import IMAGENET_MEAN, IMAGENET_STD, SquareCocoSet
+
+        train_set = SquareCocoSet(data_dir, "train2017", coco_size)
+        val = SquareCocoSet(data_dir, "val2017", coco_size)
+        return train_set, val.subset(range(min(n_val, len(val)))), list(IMAGENET_MEAN), list(IMAGENET_STD)
     if not dataset.startswith("shapes"):
-        raise NotImplementedError(f"kd_detr steps: dataset {dataset!r} not wired yet (shapes only; "
-                                  "COCO 2017 via paperzoo.data.coco at paper scale: TODO)")
+        raise ValueError(f"kd_detr: dataset {dataset!r}: expected shapes, shapes_easy or coco")
     from paperzoo.data.shapes import load_shapes
 
     train_set, val = load_shapes(data_dir, "train"), load_shapes(data_dir, "val")
@@ -196,14 +218,19 @@ def evaluate(model, val, mean, std, *, top_k: int, area_rule: str, batch_size: i
     return {k: float(m[k]) for k in COCO_KEYS if math.isfinite(m[k])}
 
 
-def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None = None) -> list[str]:
+def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None = None,
+               dataset: str = "shapes", coco_size: int = 800) -> list[str]:
     out = [f"AdamW lr {o['lr']:g}, {o['steps']} steps at batch {o['batch_size']}, {o['schedule']} drop at "
            f"{o['drop_at']:g} (official: lr 2e-4 / backbone 2e-5, 50 epochs, drop at 40, batch 64)",
            f"Hungarian loss weights ce {o['loss_weights']['ce']:g} / L1 {o['loss_weights']['bbox']:g} / GIoU "
            f"{o['loss_weights']['giou']:g} (official DAB-DETR: focal 1 / 5 / 2)"]
-    if scale != "paper":
+    if dataset != "coco":
         out.append("procedural shapes (64 px) instead of COCO 2017; DETR-lite models with a from-scratch CNN "
                    "backbone instead of DAB-DETR R50 / R18 with ImageNet-pretrained ResNets")
+    else:
+        out.append(f"COCO images squashed to {coco_size}x{coco_size} without padding masks (official: shorter side "
+                   "480-800, longer <= 1333, random crops); ResNets not ImageNet-pretrained (offline); "
+                   "single-scale DAB-style DETR-lite modules, not the official DAB-DETR code")
     if init_steps:
         shared = "one initialisation shared by every seed" if init_seed is not None else "a per-seed initialisation"
         out.append(f"student starts from {shared} ({init_steps} steps of plain Hungarian training, identical "
@@ -219,7 +246,7 @@ def _setup(block: dict, data_dir, seed: int, threads: int):
     seed_everything(seed, threads)
     torch.set_num_threads(threads)
     ev = eval_from_config(block)
-    train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"])
+    train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"], ev["coco_size"])
     return ev, train_set, val, mean, std
 
 
@@ -244,11 +271,13 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     from .models import build_model
 
     url = block["teacher"].get("weights_url")
-    if url is not None or scale == "paper":
+    if url is not None:  # null (default, every scale): the teacher is trained here
         if block["teacher"].get("weights_sha256") is None and not allow_unverified:
             raise SystemExit(f"kd_detr teacher: weights {url!r} have no confirmed SHA-256 in the config; "
                              "refusing to use them (pass --allow-unverified to override)")
-        raise NotImplementedError("kd_detr teacher: downloading DAB-DETR weights is not implemented yet (TODO)")
+        raise SystemExit("kd_detr teacher: loading the official DAB-DETR checkpoint needs a key converter to "
+                         "paperzoo's DAB-DETR modules that is not written (TODO); set kd_detr.teacher.weights_url "
+                         "to null to train the teacher in the DAG instead")
     t0 = time.perf_counter()
     seed = int(block["teacher"].get("seed", seed))
     ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
@@ -256,7 +285,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     model = build_model(o["model"], train_set.num_classes)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     history = train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed, mean, std),
-                    steps=o["steps"], final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"],
+                    steps=o["steps"], final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"],
                     clip_grad=o["clip_grad"], schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"],
                     progress=progress, desc="kd_detr teacher")
     history = load_trained(model, checkpoint)
@@ -264,7 +293,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
     meta = run_meta(t0, threads, PACKAGES, model=o["model"], n_params=sum(p.numel() for p in model.parameters()),
                     steps=o["steps"], train_s=round(t_train, 3), final_loss=history[-1]["loss"] if history else None,
-                    n_val=len(val), deviations=deviations(o, scale))
+                    n_val=len(val), deviations=deviations(o, scale, dataset=ev["dataset"], coco_size=ev["coco_size"]))
     write_run_metrics(out, study=STUDY, scale=scale, arm="teacher", seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -288,7 +317,7 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
         return
     # the init phase draws its batches from a seed distinct from the arm phase's
     train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed + 50_000, mean, std),
-          steps=o["init_steps"], final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"],
+          steps=o["init_steps"], final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"],
           clip_grad=o["clip_grad"], schedule="constant", warmup=o["warmup"], progress=progress,
           desc=f"kd_detr init seed{seed}")
 
@@ -313,7 +342,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
     t1 = time.perf_counter()
     train(model, loss_fn, ShapesBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
-          final=checkpoint, lr=o["lr"], weight_decay=o["weight_decay"], clip_grad=o["clip_grad"],
+          final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"], clip_grad=o["clip_grad"],
           schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"], progress=progress,
           desc=f"kd_detr {arm} seed{seed}")
     t_train = time.perf_counter() - t1   # includes a resumed run's reload; fresh runs: pure training
@@ -330,7 +359,8 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
                     final_loss=history[-1]["loss"] if history else None, n_val=len(val),
                     timing_note="CPU, 1 thread, other core busy with other jobs: contended timings",
                     init_seed=block["student"].get("init_seed"),
-                    deviations=deviations(o, scale, o["init_steps"], block["student"].get("init_seed")))
+                    deviations=deviations(o, scale, o["init_steps"], block["student"].get("init_seed"),
+                                          dataset=ev["dataset"], coco_size=ev["coco_size"]))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
