@@ -37,6 +37,7 @@ rule kd_detr_teacher:
     log:
         log_path(KD, "teacher"),
     threads: 1
+    priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
         gpu=1 if SCALE == "paper" else 0,
         runtime=60,
@@ -60,6 +61,7 @@ rule kd_detr_init:
     log:
         log_path(KD, "init", "seed{seed}"),
     threads: 1
+    priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
         gpu=1 if SCALE == "paper" else 0,
         runtime=60,

@@ -39,6 +39,7 @@ rule lae_pretrain:
     log:
         log_path(LAE, "pretrain"),
     threads: 1
+    priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
         runtime=60,
     conda:
