@@ -16,23 +16,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.io import atomic_path  # noqa: E402
+from paperzoo.engine.plots import arm_stat, save_figure  # noqa: E402
 
 FIGURES = ("fig_miou_tta", "fig_iou_per_class", "fig_latency")
 _LABEL = "CPGNet (arXiv 2204.09914) reproduction"
 
 
-def _save(fig, path: str | os.PathLike, scale: str) -> None:
-    fig.text(0.995, 0.005, f"{_LABEL}, scale {scale}", ha="right", va="bottom", fontsize=6, color="0.4")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+def _save(fig, path, scale: str) -> None:
+    save_figure(fig, path, f"{_LABEL}, scale {scale}")
 
 
-def _get(agg: dict, arm: str, name: str) -> tuple[float, float, int]:
-    m = agg["arms"].get(arm, {}).get(name)
-    return (np.nan, 0.0, 0) if m is None else (float(m["mean"]), float(m["std"]), int(m["n"]))
+_get = arm_stat
 
 
 def _bars(ax, arms: list[str], series: list[tuple[str, list[tuple[float, float, int]]]], scale_by: float = 1.0):

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from paperzoo.engine.io import atomic_path  # noqa: E402
+from paperzoo.engine.plots import arm_stat, save_figure  # noqa: E402
 
 FIGURES = ("table_sampling_ablation", "fig_ap_per_arm", "fig_consistency")
 _LABEL = "KD-DETR (arXiv 2211.08071) reproduction"
@@ -23,16 +24,10 @@ COLUMNS = ("AP", "AP50", "AP75")
 
 
 def _save(fig, path, scale: str) -> None:
-    fig.text(0.995, 0.005, f"{_LABEL}, scale {scale}", ha="right", va="bottom", fontsize=6, color="0.4")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, f"{_LABEL}, scale {scale}")
 
 
-def _get(agg: dict, arm: str, name: str) -> tuple[float, float, int]:
-    m = agg["arms"].get(arm, {}).get(name)
-    return (np.nan, 0.0, 0) if m is None else (float(m["mean"]), float(m["std"]), int(m["n"]))
+_get = arm_stat
 
 
 def points_label(flags: dict) -> str:

@@ -1,0 +1,30 @@
+"""Shared figure plumbing: read one aggregated statistic; save a labelled PNG atomically.
+
+Matplotlib (Agg) is imported by the studies' ``figures`` modules, not here, so that this
+module costs nothing to import.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .io import atomic_path
+
+
+def arm_stat(agg: dict, arm: str, name: str) -> tuple[float, float, int]:
+    """``(mean, std, n)`` of metric ``name`` of ``arm`` in ``engine.metrics.aggregate`` output;
+    ``(nan, 0, 0)`` when the arm or metric is absent (a panel then leaves it out)."""
+    m = agg["arms"].get(arm, {}).get(name)
+    return (np.nan, 0.0, 0) if m is None else (float(m["mean"]), float(m["std"]), int(m["n"]))
+
+
+def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130) -> None:
+    """Stamp ``label`` in the corner, tighten, write ``path`` atomically and close ``fig``."""
+    import matplotlib.pyplot as plt
+
+    fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=6, color="0.4")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
