@@ -224,3 +224,53 @@ def test_benchmark_training_overrides_and_paper_settings():
     assert (inr["lr"], inr["epochs"], inr["freeze_epochs"]) == (0.00046875, 50, 30)
     assert (cif["lr"], cif["epochs"], cif["freeze_epochs"]) == (0.0028125, 5, 3)
     assert cif["batch_size"] == 24 and cif["ema_decay_fixed"] == 0.9999
+
+
+def _to_jax_npz(vit, path, heads: int) -> None:
+    """Write ``vit`` in the layout of Google's ViT ``.npz`` checkpoints (the inverse of timm's
+    ``_load_weights`` for a plain ViT; IN-21k extras such as ``pre_logits`` / ``head`` added
+    as in the official file, with 21,843 classes)."""
+    import numpy as np
+
+    sd = {k: v.detach().numpy() for k, v in vit.state_dict().items()}
+    d = sd["cls_token"].shape[-1]
+    w = {"embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),   # OIHW → HWIO
+         "embedding/bias": sd["patch_embed.proj.bias"], "cls": sd["cls_token"],
+         "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
+         "Transformer/encoder_norm/scale": sd["norm.weight"], "Transformer/encoder_norm/bias": sd["norm.bias"],
+         "pre_logits/kernel": np.zeros((d, d), np.float32), "pre_logits/bias": np.zeros(d, np.float32),
+         "head/kernel": np.zeros((d, 21843), np.float32), "head/bias": np.zeros(21843, np.float32)}
+    i = 0
+    while f"blocks.{i}.norm1.weight" in sd:
+        b, p = f"blocks.{i}.", f"Transformer/encoderblock_{i}/"
+        qkv_w, qkv_b = sd[b + "attn.qkv.weight"].reshape(3, d, d), sd[b + "attn.qkv.bias"].reshape(3, d)
+        for j, n in enumerate(("query", "key", "value")):
+            w[p + f"MultiHeadDotProductAttention_1/{n}/kernel"] = qkv_w[j].T.reshape(d, heads, d // heads)
+            w[p + f"MultiHeadDotProductAttention_1/{n}/bias"] = qkv_b[j].reshape(heads, d // heads)
+        w[p + "MultiHeadDotProductAttention_1/out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(heads, d // heads, d)
+        w[p + "MultiHeadDotProductAttention_1/out/bias"] = sd[b + "attn.proj.bias"]
+        for ln, t in (("LayerNorm_0", "norm1"), ("LayerNorm_2", "norm2")):
+            w[p + f"{ln}/scale"], w[p + f"{ln}/bias"] = sd[b + f"{t}.weight"], sd[b + f"{t}.bias"]
+        for r in range(2):
+            w[p + f"MlpBlock_3/Dense_{r}/kernel"] = sd[b + f"mlp.fc{r + 1}.weight"].T
+            w[p + f"MlpBlock_3/Dense_{r}/bias"] = sd[b + f"mlp.fc{r + 1}.bias"]
+        i += 1
+    np.savez(path, **w)
+
+
+def test_official_npz_layout_loads_into_the_registered_vit(tmp_path):
+    """The paper-scale path (official IN-21k ``ViT-B_16.npz``) on a small ViT written in the
+    same JAX layout: every weight arrives where timm's loader puts it, and the backbone
+    written by ``load_official`` reloads to identical features."""
+    from paperzoo.studies.lae.pretrain import build_vit, load_backbone, load_official
+
+    torch.manual_seed(0)
+    src = build_vit("test_vit")
+    _to_jax_npz(src, tmp_path / "ViT.npz", heads=2)
+    res = load_official(model="test_vit", model_kwargs={}, npz=tmp_path / "ViT.npz", out=tmp_path / "bb.pt")
+    assert res["n_params"] == sum(p.numel() for p in src.parameters())
+    got = load_backbone(tmp_path / "bb.pt")
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(got.state_dict()[k], v, msg=k)
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(got.eval()(x), src.eval()(x))
