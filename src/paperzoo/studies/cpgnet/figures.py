@@ -100,9 +100,12 @@ def fig_latency(agg: dict, arms: list[str], path: str | os.PathLike, scale: str 
 
 # one colour per label id (0 = ignore); SemanticKITTI's 20 ids cycle through tab20
 def _class_colours(num_classes: int) -> np.ndarray:
+    """(K, 4) RGBA per label id: light grey for 0 (ignore), then tab10 (tab20 beyond 10
+    classes) without its greys, so that no class looks like an ignored point."""
     cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
-    cols = np.array([cmap(i % cmap.N) for i in range(num_classes)])
-    cols[0] = (0.75, 0.75, 0.75, 1.0)                                  # ignore: grey
+    greys = {7} if cmap.N == 10 else {14, 15}
+    palette = [cmap(i) for i in range(cmap.N) if i not in greys]
+    cols = np.array([(0.75, 0.75, 0.75, 1.0)] + [palette[(i - 1) % len(palette)] for i in range(1, num_classes)])
     return cols
 
 
@@ -135,7 +138,5 @@ def fig_bev_scene(points: np.ndarray, labels: np.ndarray, pred: np.ndarray, pred
         ax.set_xlabel("x [m]")
     axes[0].set_ylabel("y [m]")
     handles = [plt.Line2D([], [], marker="o", ls="", color=cols[i], label=n) for i, n in enumerate(class_names, 1)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.subplots_adjust(bottom=0.18)
+    axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     _save(fig, path, scale)
