@@ -75,7 +75,8 @@ def table_sampling_ablation(agg: dict, arms: list[str], outdir, *, teacher: dict
                      colWidths=[0.24, 0.31, 0.15, 0.15, 0.15])
     table.auto_set_font_size(False)
     table.set_fontsize(8)
-    ax.set_title(f"Sampling ablation (cf. KD-DETR Table 6), mean ± std over {n} seeds", fontsize=9)
+    ax.set_title(f"Sampling ablation in the paper's layout (its table: from slides, not verified), mean ± std over {n} seeds",
+                 fontsize=9)
     path = outdir / "table_sampling_ablation.png"
     _save(fig, path, agg.get("scale", ""))
     return path
