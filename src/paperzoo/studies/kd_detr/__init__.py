@@ -17,5 +17,5 @@ What this package reproduces (miniature on procedural ``shapes``; COCO 2017 at p
 * the sampling ablation table (AP / AP50 / AP75 per arm; the paper's table is known only from slides, brief §4.2) and the
   abstract's headline claim (R18 36.2 -> 41.4 AP) as direction-only claims (``paper.yaml``);
 * a consistency diagnostic (teacher-student box IoU and class KL on shared vs matched own
-  queries), the paper's premise (§3.1, Fig. 2) measured directly (``diagnostics.py``).
+  queries), the paper's consistency premise measured directly (``diagnostics.py``).
 """

@@ -1,6 +1,6 @@
 """LAE figures from the aggregated metrics (mean ± std over seeds); one function per figure.
 
-* ``fig_accuracy_per_task`` — A_t vs task per benchmark × PET (paper Fig. 3 style): Seq-PET,
+* ``fig_accuracy_per_task`` — A_t vs task per benchmark × PET (accuracy-vs-task curves): Seq-PET,
   LAE online/offline/ensemble, linear probe; joint as a horizontal line.
 * ``table_main`` — the layout of the paper's Table 1: A_T and Ā per PET × method (%).
 * ``fig_lae_heatmap`` — LAE (ensemble) accuracy matrix acc[t, j] per benchmark, Adapter.
