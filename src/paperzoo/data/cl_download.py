@@ -211,7 +211,7 @@ def fetch(dataset: str, root: str | Path, *, allow_unverified: bool = False,
     for name, rf in files.items():
         path = download(rf.url, root / "downloads" / name, size=rf.size, sha256=rf.sha256, md5=rf.md5,
                         allow_unverified=allow_unverified)
-        got[name] = {"url": rf.url, "sha256": sha256_file(path), "verified_by": "sha256" if rf.sha256 else
+        got[name] = {"url": rf.url, "sha256": rf.sha256 or sha256_file(path), "verified_by": "sha256" if rf.sha256 else
                      "md5" if rf.md5 else "nothing (allow_unverified)"}
     manifest = {"dataset": dataset, "root": str(root), "files": got}
     if dataset == "cifar100":

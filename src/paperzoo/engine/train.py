@@ -115,8 +115,8 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
           final: str | os.PathLike | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
           betas: tuple[float, float] = (0.9, 0.999), clip_grad: float = 0.1, schedule: str = "step",
           warmup: int = 0, drop_at: float | Sequence[float] = 0.85, drop_factor: float = 0.1,
-          device: str | torch.device | None = None, optimizer: str = "adamw", momentum: float = 0.9, nesterov: bool = False,
-          params: Iterable | None = None, ema: Any = None,
+          device: str | torch.device | None = None, optimizer: str = "adamw", momentum: float = 0.9,
+          nesterov: bool = False, params: Iterable | None = None, ema: Any = None,
           callback: Callable[[int, nn.Module], dict | None] | None = None, eval_every: int = 0,
           checkpoint_every_s: float = 120.0, progress: bool = True, desc: str = "train") -> list[dict]:
     """Train ``model`` for ``steps`` optimizer steps; return one record per step.

@@ -35,14 +35,14 @@ Steps and outputs (all written atomically):
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import read_json, read_params
+from paperzoo.engine.cli import parse_step, study_parser
+from paperzoo.engine.io import read_json
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -316,27 +316,18 @@ def run_figures(block: dict, *, scale: str, metrics, outdir) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("train", "latency", "figures", "scene"))
-    ap.add_argument("--params", required=True,
-                    help="the study's config block (after the scale overlay): JSON text or a JSON file")
-    ap.add_argument("--scale", required=True)
+    ap = study_parser(__doc__, ("train", "latency", "figures", "scene"))
     ap.add_argument("--arm")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--out", type=Path, help="run metrics JSON (train, latency)")
     ap.add_argument("--checkpoint", type=Path)
     ap.add_argument("--train-metrics", type=Path, help="latency: the run's train metrics to merge into --out")
     ap.add_argument("--metrics", type=Path, help="aggregated metrics.json (figures)")
     ap.add_argument("--outdir", type=Path)
-    args = ap.parse_args(argv)
-    block = read_params(args.params)
     need = {"train": ["arm", "data_dir", "out", "checkpoint"], "latency": ["arm", "checkpoint", "data_dir", "out"],
-            "figures": ["metrics", "outdir"], "scene": ["arm", "checkpoint", "data_dir", "out"]}[args.step]
-    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
-    if missing:
-        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+            "figures": ["metrics", "outdir"], "scene": ["arm", "checkpoint", "data_dir", "out"]}
+    args, block = parse_step(ap, argv, need)
     if args.step == "train":
         run_train(block, scale=args.scale, arm=args.arm, seed=args.seed, data_dir=args.data_dir, out=args.out,
                   checkpoint=args.checkpoint, threads=args.threads)

@@ -22,7 +22,6 @@ physical T → ``300K``.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import time
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from paperzoo.engine.checkpoint import finish
-from paperzoo.engine.io import read_json, read_params, write_npz, write_text
+from paperzoo.engine.cli import parse_step, study_parser
+from paperzoo.engine.io import read_json, write_npz, write_text
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -293,13 +293,8 @@ def run_figures(block: dict, *, scale: str, metrics, elastic_npz, localized_npz,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("elastic", "localized", "md", "figures"))
-    ap.add_argument("--params", required=True,
-                    help="the study's config block (after the scale overlay): JSON text or a JSON file")
-    ap.add_argument("--scale", required=True)
+    ap = study_parser(__doc__, ("elastic", "localized", "md", "figures"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="run metrics JSON (elastic, localized, md)")
     ap.add_argument("--npz", type=Path)
     ap.add_argument("--table", type=Path)
@@ -311,14 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--elastic-npz", type=Path)
     ap.add_argument("--localized-npz", type=Path)
     ap.add_argument("--outdir", type=Path)
-    args = ap.parse_args(argv)
-    block = read_params(args.params)
     need = {"elastic": ["out", "npz", "keff_csv", "transmission_csv", "physical_csv", "conductance_csv"],
             "localized": ["out", "table", "npz"], "md": ["out"],
-            "figures": ["metrics", "elastic_npz", "localized_npz", "outdir"]}[args.step]
-    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
-    if missing:
-        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+            "figures": ["metrics", "elastic_npz", "localized_npz", "outdir"]}
+    args, block = parse_step(ap, argv, need)
     if args.step == "elastic":
         run_elastic(block, scale=args.scale, out=args.out, npz=args.npz, keff_csv=args.keff_csv,
                     transmission_csv=args.transmission_csv, physical_csv=args.physical_csv,

@@ -24,11 +24,11 @@ Steps (outputs written atomically; training resumable from ``<checkpoint>.partia
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from paperzoo.engine.io import read_json, read_params
+from paperzoo.engine.cli import parse_step, study_parser
+from paperzoo.engine.io import read_json
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -81,6 +81,12 @@ def param_groups(model, o: dict):
     bb = {id(p) for p in model.backbone.parameters()}
     return [{"params": [p for p in trainable if id(p) in bb], "lr": o["lr_backbone"]},
             {"params": [p for p in trainable if id(p) not in bb]}]
+
+
+def optim_kwargs(model, o: dict) -> dict:
+    """The optimizer and schedule keywords of ``engine.train`` shared by teacher, init and arms."""
+    return {"params": param_groups(model, o), "lr": o["lr"], "weight_decay": o["weight_decay"],
+            "clip_grad": o["clip_grad"], "schedule": o["schedule"], "warmup": o["warmup"], "drop_at": o["drop_at"]}
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -285,15 +291,15 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     model = build_model(o["model"], train_set.num_classes)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     history = train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed, mean, std),
-                    steps=o["steps"], final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"],
-                    clip_grad=o["clip_grad"], schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"],
-                    progress=progress, desc="kd_detr teacher")
+                    steps=o["steps"], final=checkpoint, **optim_kwargs(model, o), progress=progress,
+                    desc="kd_detr teacher")
     history = load_trained(model, checkpoint)
     t_train = time.perf_counter() - t0
     metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
     meta = run_meta(t0, threads, PACKAGES, model=o["model"], n_params=sum(p.numel() for p in model.parameters()),
                     steps=o["steps"], train_s=round(t_train, 3), final_loss=history[-1]["loss"] if history else None,
-                    n_val=len(val), deviations=deviations(o, scale, dataset=ev["dataset"], coco_size=ev["coco_size"]))
+                    n_val=len(val),
+                    deviations=deviations(o, scale, dataset=ev["dataset"], coco_size=ev["coco_size"]))
     write_run_metrics(out, study=STUDY, scale=scale, arm="teacher", seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -317,9 +323,8 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
         return
     # the init phase draws its batches from a seed distinct from the arm phase's
     train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed + 50_000, mean, std),
-          steps=o["init_steps"], final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"],
-          clip_grad=o["clip_grad"], schedule="constant", warmup=o["warmup"], progress=progress,
-          desc=f"kd_detr init seed{seed}")
+          steps=o["init_steps"], final=checkpoint, **{**optim_kwargs(model, o), "schedule": "constant"},
+          progress=progress, desc=f"kd_detr init seed{seed}")
 
 
 def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teacher_checkpoint, init, checkpoint,
@@ -342,9 +347,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
     t1 = time.perf_counter()
     train(model, loss_fn, ShapesBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
-          final=checkpoint, params=param_groups(model, o), lr=o["lr"], weight_decay=o["weight_decay"], clip_grad=o["clip_grad"],
-          schedule=o["schedule"], warmup=o["warmup"], drop_at=o["drop_at"], progress=progress,
-          desc=f"kd_detr {arm} seed{seed}")
+          final=checkpoint, **optim_kwargs(model, o), progress=progress, desc=f"kd_detr {arm} seed{seed}")
     t_train = time.perf_counter() - t1   # includes a resumed run's reload; fresh runs: pure training
     history = load_trained(model, checkpoint)
     metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
@@ -377,13 +380,9 @@ def run_figures(block: dict, *, scale: str, metrics, teacher_metrics, outdir) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("teacher", "init", "student", "figures"))
-    ap.add_argument("--params", required=True, help="the kd_detr config block: JSON text or a JSON file")
-    ap.add_argument("--scale", required=True)
+    ap = study_parser(__doc__, ("teacher", "init", "student", "figures"))
     ap.add_argument("--arm")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--checkpoint", type=Path)
     ap.add_argument("--teacher", type=Path, help="teacher checkpoint (student)")
@@ -393,14 +392,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--teacher-metrics", type=Path)
     ap.add_argument("--outdir", type=Path)
     ap.add_argument("--allow-unverified", action="store_true")
-    args = ap.parse_args(argv)
-    block = read_params(args.params)
     need = {"teacher": ["data_dir", "checkpoint", "out"], "init": ["data_dir", "checkpoint"],
             "student": ["arm", "data_dir", "teacher", "init", "checkpoint", "out"],
-            "figures": ["metrics", "teacher_metrics", "outdir"]}[args.step]
-    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
-    if missing:
-        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+            "figures": ["metrics", "teacher_metrics", "outdir"]}
+    args, block = parse_step(ap, argv, need)
     if args.step == "teacher":
         run_teacher(block, scale=args.scale, data_dir=args.data_dir, checkpoint=args.checkpoint, out=args.out,
                     threads=args.threads, allow_unverified=args.allow_unverified)

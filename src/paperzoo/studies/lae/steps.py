@@ -15,11 +15,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from paperzoo.engine.io import read_json, read_params, write_json
+from paperzoo.engine.cli import parse_step, study_parser
+from paperzoo.engine.io import read_json, write_json
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -164,26 +164,18 @@ def run_figures(block: dict, *, scale: str, metrics, outdir) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("pretrain", "train", "figures"))
-    ap.add_argument("--params", required=True, help="the lae config block (after the scale overlay): JSON text or file")
-    ap.add_argument("--scale", required=True)
+    ap = study_parser(__doc__, ("pretrain", "train", "figures"))
     ap.add_argument("--arm")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--backbone", type=Path, help="pretrained backbone.pt (train)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--state", type=Path, help="train: per-task resume file")
     ap.add_argument("--metrics", type=Path, help="pretrain: metrics JSON to write; figures: aggregated metrics")
     ap.add_argument("--outdir", type=Path)
-    args = ap.parse_args(argv)
-    block = read_params(args.params)
     need = {"pretrain": ["out", "metrics"], "train": ["arm", "backbone", "data_dir", "out"],
-            "figures": ["metrics", "outdir"]}[args.step]
-    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
-    if missing:
-        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+            "figures": ["metrics", "outdir"]}
+    args, block = parse_step(ap, argv, need)
     if args.step == "pretrain":
         run_pretrain(block, scale=args.scale, data_dir=args.data_dir, out=args.out, metrics_out=args.metrics,
                      threads=args.threads)

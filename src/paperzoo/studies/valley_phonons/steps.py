@@ -22,7 +22,6 @@ Steps and outputs (all written atomically; [..] = optional):
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paperzoo.engine.io import atomic_path, read_json, read_params, write_json, write_npz, write_text
+from paperzoo.engine.cli import parse_step, study_parser
+from paperzoo.engine.io import atomic_path, read_json, write_json, write_npz, write_text
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
@@ -209,12 +209,7 @@ def run_figures(block: dict, *, scale: str, bands_npz, berry_csv, scan_csv, outd
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("material", "lgscan", "figures"))
-    ap.add_argument("--params", required=True,
-                    help="the study's config block (after the scale overlay): JSON text or a JSON file")
-    ap.add_argument("--scale", required=True)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = study_parser(__doc__, ("material", "lgscan", "figures"))
     ap.add_argument("--material", help="material name (a key of materials: in the config)")
     ap.add_argument("--out", type=Path, help="run metrics JSON (material, lgscan)")
     ap.add_argument("--phonopy-params", type=Path)
@@ -227,13 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scan-csv", type=Path)
     ap.add_argument("--outdir", type=Path)
     ap.add_argument("--progress", action="store_true")
-    args = ap.parse_args(argv)
-    block = read_params(args.params)
     need = {"material": ["material", "out", "phonopy_params", "bands_npz", "berry_csv"],
-            "lgscan": ["out", "table"], "figures": ["bands_npz", "berry_csv", "scan_csv", "outdir"]}[args.step]
-    missing = [f"--{n.replace('_', '-')}" for n in need if getattr(args, n) is None]
-    if missing:
-        ap.error(f"step {args.step!r} needs {' '.join(missing)}")
+            "lgscan": ["out", "table"], "figures": ["bands_npz", "berry_csv", "scan_csv", "outdir"]}
+    args, block = parse_step(ap, argv, need)
     if args.step == "material":
         if len(args.bands_npz) != 1 or len(args.berry_csv) != 1:
             ap.error("step 'material' takes one --bands-npz and one --berry-csv")
