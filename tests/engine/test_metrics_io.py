@@ -17,9 +17,11 @@ def test_aggregate_mean_std_n(tmp_path):
         files.append(f)
     f = tmp_path / "b/seed0/metrics.json"
     write_run_metrics(f, study="s", scale="tiny", arm="b", seed=0, metrics={"acc": 0.9})
-    agg = aggregate(files + [f])
-    assert agg["arms"]["a"]["acc"] == pytest.approx({"mean": 0.6, "std": 0.1, "n": 3})
-    assert agg["arms"]["b"]["acc"] == {"mean": 0.9, "std": 0.0, "n": 1}
+    agg = aggregate([files[2], f, files[0], files[1]])   # order of the files does not matter
+    a = agg["arms"]["a"]["acc"]
+    assert {k: a[k] for k in ("mean", "std", "n")} == pytest.approx({"mean": 0.6, "std": 0.1, "n": 3})
+    assert a["by_seed"] == {"0": 0.5, "1": 0.6, "2": 0.7}      # kept for paired verdicts
+    assert agg["arms"]["b"]["acc"] == {"mean": 0.9, "std": 0.0, "n": 1, "by_seed": {"0": 0.9}}
 
 
 def test_bad_runs_are_rejected(tmp_path):
@@ -70,3 +72,16 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path):
     assert run() == sum(range(10))  # resumed from the step-6 checkpoint, same total
     finish(final)
     assert not partial_path(final).exists()
+
+
+def test_run_meta_records_the_cpu():
+    """Learned metrics are bit-reproducible only on the same CPU: every run says which."""
+    import time
+
+    import torch  # noqa: F401  (loaded: the capability is recorded)
+
+    from paperzoo.engine.metrics import run_meta
+    meta = run_meta(time.perf_counter(), 1, ("numpy",), arm="x")
+    assert meta["cpu_model"] and meta["cpu_count"] >= 1
+    assert meta["torch_cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX", "VSX", "SVE256"}
+    assert meta["arm"] == "x" and meta["threads"] == 1

@@ -8,26 +8,50 @@ from paperzoo.engine.report import END, START, markdown, to_csv, to_html, update
 @pytest.fixture
 def claims_file(tmp_path):
     f = tmp_path / "results/demo/mini/claims.json"
-    side = {"ref": "b.acc", "mean": 0.7, "std": 0.01, "n": 3}
-    write_json(f, {"study": "demo", "scale": "mini", "title": "Demo", "arxiv": "0000.00000", "claims": [
-        {"id": "c1", "statement": "b | beats a", "comparison": "b.acc > a.acc", "verdict": "reproduced",
-         "ours": {"lhs": side, "rhs": {**side, "ref": "a.acc", "mean": 0.5}},
-         "paper": {"value": 41.4, "source": "Table 1", "verified": False}},
-        {"id": "c2", "statement": "b beats 0.9", "comparison": "b.acc > 0.9", "verdict": "contradicted",
-         "ours": {"lhs": side, "rhs": {"ref": None, "mean": 0.9, "std": 0.0, "n": None}}, "paper": None}]})
+    side = {"ref": "b.acc", "mean": 0.7, "std": 0.01234, "n": 3}
+    numbers = {"diff": 0.2, "se": 0.01, "half_width_95": 0.04302, "tol": 0.0}
+    ref = {"id": "r1", "value": 41.4, "short": "arXiv 0000.00000, Table 1", "source": "long text", "verified": False}
+    write_json(f, {"study": "demo", "scale": "mini", "title": "Demo", "arxiv": "0000.00000", "note": "study note",
+                   "references": [{**ref, "note": "ref note"}], "claims": [
+        {"id": "c1", "kind": "paper", "statement": "b | beats a", "comparison": "b.acc > a.acc", "test": "paired",
+         "verdict": "reproduced", "note": "a caveat",
+         "ours": {"lhs": side, "rhs": {**side, "ref": "a.acc", "mean": 0.5}, **numbers}, "paper": ref},
+        {"id": "c2", "kind": "paper", "statement": "b beats 0.9", "comparison": "b.acc > 0.9", "test": "one-sample",
+         "verdict": "contradicted", "note": None,
+         "ours": {"lhs": side, "rhs": {"ref": None, "mean": 0.9, "std": 0.0, "n": None}, **numbers, "diff": -0.2},
+         "paper": None},
+        {"id": "c3", "kind": "paper", "statement": "paper scale only", "comparison": "b.acc ~= 41.4", "test": None,
+         "verdict": "not run", "note": None, "ours": None, "paper": ref, "scales": ["paper"]},
+        {"id": "c4", "kind": "check", "statement": "a count", "comparison": "a.n == 80", "test": "exact",
+         "verdict": "reproduced", "note": None,
+         "ours": {"lhs": {"ref": "a.n", "mean": 80, "std": 0, "n": 1}, "rhs": {"ref": None, "mean": 80, "std": 0,
+                  "n": None}, "diff": 0.0, "se": 0.0, "half_width_95": 0.0, "tol": 0.0}, "paper": None}]})
     return f
 
 
-def test_markdown_csv_html(claims_file, tmp_path):
+def test_markdown_leads_with_paper_claims(claims_file):
     md = markdown([claims_file])
-    assert "1 reproduced · 0 inconclusive · 1 contradicted" in md
-    assert "b \\| beats a" in md and "0.7 ± 0.01 (n=3)" in md and "41.4 [Table 1] (not verified)" in md
-    assert to_csv([claims_file]).splitlines()[0] == "study,scale,id,statement,comparison,lhs,rhs,paper,verdict"
+    # the headline counts paper claims only; the check is reported apart, collapsed
+    assert "**Paper claims: 1 of 2 reproduced, 1 contradicted, 0 inconclusive** (1 more only at other scales)" in md
+    assert "checks: 1 of 1 reproduced" in md
+    assert md.index("b \\| beats a") < md.index("<details><summary>Self-checks") < md.index("a count")
+    assert "0.7 ± 0.012 (n=3) vs 0.5 ± 0.012 (n=3)" in md       # three significant digits, spread two
+    assert "+0.2 ± 0.043" in md and "| paired |" in md and "*a caveat*" in md
+    assert "41.4, arXiv 0000.00000, Table 1 (unverified)" in md and "long text" in md.split("References")[1]
+    assert "not run at this scale (claimed at: paper)" in md
+    assert "| [`demo`](#demo) | 2 | 1 | 1 | 0 | 0/0 | 1/1 |" in md   # overview row
+
+
+def test_csv_and_html(claims_file, tmp_path):
+    header = to_csv([claims_file]).splitlines()[0]
+    assert header == "study,scale,id,kind,statement,comparison,test,lhs,rhs,diff,half_width_95,paper,verdict,note"
     fig = tmp_path / "results/demo/mini/figures/fig1_demo.png"
     fig.parent.mkdir(parents=True)
     fig.write_bytes(b"png")
     html = to_html([claims_file], [fig], tmp_path / "results/report/mini")
-    assert "../../demo/mini/figures/fig1_demo.png" in html and "class='contradicted'" in html
+    assert "<a href='../../demo/mini/figures/fig1_demo.png'><img src='../../demo/mini/figures/fig1_demo.png'" in html
+    assert "class='contradicted'" in html and "class='notrun'" in html and "study note" in html
+    assert html.index("<h2>Overview</h2>") < html.index("<h2 id='demo'>")
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from paperzoo.engine.claims import VERDICTS
+from paperzoo.engine.claims import NOT_RUN, VERDICTS
 
-from .helpers import copy_workflow, snakemake
+from .helpers import REPO, copy_workflow, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,10 @@ def test_tiny_dag_writes_claims_report_and_figures(tiny):
     claims = json.loads((tiny / "results/interface_phonons/tiny/claims.json").read_text())
     assert claims["study"] == "interface_phonons" and claims["scale"] == "tiny"
     for c in claims["claims"]:
-        assert {"id", "statement", "verdict", "ours", "paper"} <= set(c)
-        assert c["verdict"] in VERDICTS
-        assert {"mean", "std", "n"} <= set(c["ours"]["lhs"])
+        assert {"id", "kind", "statement", "test", "verdict", "ours", "paper", "note"} <= set(c)
+        assert c["verdict"] in (*VERDICTS, NOT_RUN)
+        if c["verdict"] != NOT_RUN:
+            assert {"mean", "std", "n", "by_seed"} <= set(c["ours"]["lhs"])
     metrics = json.loads((tiny / "results/interface_phonons/tiny/metrics.json").read_text())
     assert set(metrics["arms"]) >= {"elastic", "localized", "md"}
     report = tiny / "results/report/tiny"
@@ -86,3 +87,45 @@ def test_same_inputs_same_metrics(tiny):
 def test_snakemake_html_report(tiny):
     snakemake(tiny, "--config", "scale=tiny", "--report", "report.html")
     assert (tiny / "report.html").stat().st_size > 10_000
+
+
+def _planned_runs(root, scale):
+    """Per-run metrics files that `snakemake -n` would (re)build, by study."""
+    proc = snakemake(root, "--summary", "--config", f"scale={scale}")
+    planned = {}
+    for line in proc.stdout.splitlines():
+        cols = line.split("\t")
+        path = cols[0]
+        parts = path.split("/")
+        # results/<study>/<scale>/runs/<arm>/seed<k>/metrics.json
+        if len(parts) >= 7 and parts[0] == "results" and parts[3] == "runs" and parts[-1] == "metrics.json" \
+                and parts[2] == scale and "update pending" in line:
+            planned.setdefault(parts[1], set()).add(path)
+    return planned
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", ["tiny", "mini"])
+def test_fresh_clone_plans_every_run(tmp_path, scale):
+    """Issue: committed metrics.json/claims.json must not mask missing runs on a clone.
+
+    A clone has the committed aggregates but no runs. The plan for the default target must
+    contain the same run files as the plan once the aggregates are gone too (then the
+    aggregation needs every run): every run of every study, whatever figures read."""
+    root = copy_workflow(tmp_path)
+    studies = ["interface_phonons", "valley_phonons", "cpgnet", "lae", "kd_detr"]
+    for study in studies:   # committed aggregates (as at mini; a stand-in at tiny)
+        for name in ("metrics.json", "claims.json"):
+            src = REPO / "results" / study / "mini" / name
+            dst = root / "results" / study / scale / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(src.read_text())
+    with_aggregates = _planned_runs(root, scale)
+    for study in studies:
+        for name in ("metrics.json", "claims.json"):
+            (root / "results" / study / scale / name).unlink()
+    without = _planned_runs(root, scale)
+    assert set(without) == set(studies), sorted(without)
+    for study in studies:
+        assert with_aggregates.get(study) == without[study], (study, len(with_aggregates.get(study, ())),
+                                                              len(without[study]))

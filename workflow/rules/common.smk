@@ -81,10 +81,26 @@ def get_runs(wildcards):
     return RUNS[wildcards.study]
 
 
+def exclusive_threads():
+    """All the cores of a local run, for steps whose timings claims judge (nothing else runs
+    beside them). Capped so that a cluster run (cores unbounded) asks for a sane node."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores given (--summary, --lint): nothing runs, one is enough
+        return 1
+    return max(1, min(int(cores or 1), 16))
+
+
 def all_targets():
+    """Every run of every enabled study, its claims and figures, and the report.
+
+    The runs are targets themselves: the aggregated metrics.json and claims.json are
+    committed, so on a fresh clone they exist and would not pull the (missing) runs in.
+    After `dvc pull` + `snakemake --touch --forceall` the pulled runs count as done.
+    """
     targets = []
     for study in STUDIES:
-        targets += [res(study, "claims.json"), *FIGURES[study]]
+        targets += [*RUNS[study], res(study, "claims.json"), *FIGURES[study]]
     if STUDIES:
         targets += expand("results/report/{scale}/{name}", scale=SCALE,
                           name=["claims.md", "claims.csv", "index.html"])

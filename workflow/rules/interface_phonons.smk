@@ -111,5 +111,6 @@ rule interface_phonons_figures:
 rule interface_phonons:
     localrule: True
     input:
+        RUNS.get(IP, []),  # every run, not only what the committed claims need (fresh clones)
         res(IP, "claims.json"),
         [res(IP, f"figures/{name}.png") for name in IP_FIGS],

@@ -127,6 +127,7 @@ rule kd_detr_figures:
 rule kd_detr:
     localrule: True
     input:
+        RUNS.get(KD, []),  # every run, not only what the committed claims need (fresh clones)
         res(KD, "claims.json"),
         res(KD, "teacher/metrics.json"),
         [res(KD, f"figures/{name}.png") for name in KD_FIGS],

@@ -102,5 +102,6 @@ rule lae_figures:
 rule lae:
     localrule: True
     input:
+        RUNS.get(LAE, []),  # every run, not only what the committed claims need (fresh clones)
         res(LAE, "claims.json"),
         [res(LAE, f"figures/{name}.png") for name in LAE_FIGS],

@@ -88,5 +88,6 @@ rule valley_phonons_figures:
 rule valley_phonons:
     localrule: True
     input:
+        RUNS.get(VP, []),  # every run, not only what the committed claims need (fresh clones)
         res(VP, "claims.json"),
         [res(VP, f"figures/{name}.png") for name in VP_FIGS],

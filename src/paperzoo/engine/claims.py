@@ -4,42 +4,65 @@ Each study keeps ``studies/<slug>/paper.yaml`` with the paper's reference number
 claims. A claim compares two sides, each an aggregated metric ``"<arm>.<metric>"`` or a
 plain number::
 
-    - id: ensemble_beats_seq
-      statement: "LAE ensemble beats naive sequential PET in last accuracy"
-      lhs: ensemble.acc_last
-      op: ">"            # one of  >  <  ~=  ==
-      rhs: seq_pet.acc_last
-      min_seeds: 3       # runs needed on every metric side (1 for deterministic computations)
-      atol: 0.0          # tolerance added to the margin (absolute) ...
-      rtol: 0.0          # ... and relative to |mean(rhs)|
-      paper: ref_id      # a reference id from ``references:``, or null
-      scales: [mini, paper]   # optional: the scales at which the claim is judged
+    paired: true           # study default: arms of seed k share seed k's init/data/class order
+    claims:
+      - id: ensemble_beats_seq
+        kind: paper        # paper | prediction | check (required, see KINDS)
+        statement: "LAE ensemble beats naive sequential PET in last accuracy"
+        lhs: ensemble.acc_last
+        op: ">"            # one of  >  <  ~=  ==
+        rhs: seq_pet.acc_last
+        min_seeds: 3       # runs needed on every metric side (1 for deterministic computations)
+        atol: 0.0          # tolerance added to the margin (absolute) ...
+        rtol: 0.0          # ... and relative to |mean(rhs)|
+        paired: true       # optional: overrides the study default for this claim
+        paper: ref_id      # a reference id from ``references:``, or null
+        scales: [mini, paper]   # optional: the scales at which the claim is judged
+        note: "..."        # optional caveat, shown to the reader next to the verdict
+
+Claim kinds (headlines count ``paper`` claims only)
+----------------------------------------------------
+* ``paper``: the paper states it (its reference cites the section/table/figure);
+* ``prediction``: our model's own prediction, a control arm or a diagnostic we defined;
+* ``check``: a numerical self-check or bookkeeping (e.g. "all 80 groups were scanned").
 
 The verdict rule (the only place it is stated)
 ----------------------------------------------
-Let d = mean(lhs) − mean(rhs) and se = sqrt(s_l²/n_l + s_r²/n_r) (a number side adds 0).
-The 95 % half-width of d is h = t·se, with t the two-sided 0.975 Student quantile at the
-Welch–Satterthwaite degrees of freedom (h = 0 when both sides are deterministic, se = 0).
-tol = atol + rtol·|mean(rhs)|.
+Let d be the difference lhs − rhs and h the 95 % half-width of its confidence interval,
+computed by one of three tests (recorded per claim as ``test``):
+
+* ``paired`` — both sides are metrics of runs with the same seeds and the claim is paired
+  (the study's ``paired:`` default or the claim's own). With per-seed differences
+  d_i = lhs_i − rhs_i over the n common seeds: d = mean(d_i), se = sd(d_i)/√n,
+  h = t(0.975, n − 1)·se (h = 0 when n = 1 or every d_i is equal). The two sides must have
+  exactly the same seeds; otherwise the claim is an error, not a verdict.
+* ``welch`` — unpaired: d = mean(lhs) − mean(rhs), se = sqrt(s_l²/n_l + s_r²/n_r),
+  h = t·se with t the 0.975 Student quantile at the Welch–Satterthwaite degrees of freedom
+  (h = 0 when both sides are deterministic, se = 0). ``one-sample`` is the same with a number
+  on one side (it adds no variance).
+* ``exact`` — the ``==`` operator (counts): both sides must be deterministic.
+
+Then, with tol = atol + rtol·|mean(rhs)|:
 
 * Too few runs on any metric side (n < min_seeds) → ``inconclusive``.
 * ``>``: d > h + tol → ``reproduced``; d < −(h + tol) → ``contradicted``; else ``inconclusive``.
 * ``<``: the same with d negated.
 * ``~=`` (agreement): h > tol → ``inconclusive`` (the error bars are too wide to tell);
   |d| ≤ tol + h → ``reproduced``; otherwise ``contradicted``.
-* ``==`` (exact, for counts): both sides must have se = 0; d == 0 → ``reproduced``,
-  otherwise ``contradicted``.
+* ``==`` (exact): se > 0 on a side → ``inconclusive``; d == 0 → ``reproduced``, otherwise
+  ``contradicted``.
 
-So "reproduced" for an ordering means the 95 % Welch confidence interval of the difference
-lies on the claimed side, beyond the tolerance; an agreement means the difference is
-within the stated tolerance given error bars that are themselves narrower than it.
+So "reproduced" for an ordering means the 95 % confidence interval of the difference lies
+on the claimed side, beyond the tolerance; an agreement means the difference is within the
+stated tolerance given error bars that are themselves narrower than it. A claim limited to
+other ``scales`` is listed with the status ``not run`` and counts in no verdict.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,22 +71,35 @@ from scipy import stats
 from .io import read_json, read_yaml, write_json
 
 VERDICTS = ("reproduced", "inconclusive", "contradicted")
+NOT_RUN = "not run"  # a claim limited to other scales: listed, never counted as a verdict
+KINDS = ("paper", "prediction", "check")
 OPS = (">", "<", "~=", "==")
-CLAIM_KEYS = {"id", "statement", "lhs", "op", "rhs", "min_seeds", "atol", "rtol", "paper", "scales", "note"}
+CLAIM_KEYS = {"id", "kind", "statement", "lhs", "op", "rhs", "min_seeds", "atol", "rtol", "paired",
+              "paper", "scales", "note"}
+PAPER_KEYS = {"study", "title", "arxiv", "code", "note", "paired", "references", "claims"}
+REFERENCE_KEYS = {"id", "value", "source", "short", "verified", "note"}
 
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: an aggregated metric (or a constant when ref is None)."""
+    """One side of a comparison: an aggregated metric (or a constant when ref is None).
+
+    ``by_seed`` maps the seed (as a string, as in metrics.json) to that run's value; it is
+    what a paired verdict needs and is empty for constants.
+    """
 
     ref: str | None
     mean: float
     std: float
     n: float  # math.inf for a constant
+    by_seed: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"ref": self.ref, "mean": self.mean, "std": self.std,
-                "n": None if math.isinf(self.n) else int(self.n)}
+        out = {"ref": self.ref, "mean": self.mean, "std": self.std,
+               "n": None if math.isinf(self.n) else int(self.n)}
+        if self.by_seed:
+            out["by_seed"] = dict(self.by_seed)
+        return out
 
 
 def resolve(term: Any, arms: Mapping, where: str) -> Side:
@@ -79,7 +115,8 @@ def resolve(term: Any, arms: Mapping, where: str) -> Side:
         raise KeyError(f"{where}: metric {metric!r} not in arm {arm!r} "
                        f"(have: {', '.join(sorted(arms[arm]))})")
     m = arms[arm][metric]
-    return Side(term, float(m["mean"]), float(m["std"]), float(m["n"]))
+    by_seed = {str(k): float(v) for k, v in (m.get("by_seed") or {}).items()}
+    return Side(term, float(m["mean"]), float(m["std"]), float(m["n"]), by_seed)
 
 
 def half_width(lhs: Side, rhs: Side, level: float = 0.95) -> tuple[float, float]:
@@ -93,15 +130,56 @@ def half_width(lhs: Side, rhs: Side, level: float = 0.95) -> tuple[float, float]
     return se, float(stats.t.ppf(0.5 + level / 2, dof)) * se
 
 
+def paired_differences(lhs: Side, rhs: Side) -> list[float]:
+    """Per-seed differences lhs_i − rhs_i, in seed order; the seeds must match exactly."""
+    if not lhs.by_seed or not rhs.by_seed:
+        missing = [s.ref for s in (lhs, rhs) if not s.by_seed]
+        raise ValueError(f"paired comparison needs per-seed values, missing for {missing} "
+                         "(re-aggregate the runs: metrics.json keeps 'by_seed' per metric)")
+    if set(lhs.by_seed) != set(rhs.by_seed):
+        raise ValueError(f"paired comparison needs the same seeds on both sides: {lhs.ref} has seeds "
+                         f"{sorted(lhs.by_seed, key=int)}, {rhs.ref} has {sorted(rhs.by_seed, key=int)} "
+                         "(declare the claim 'paired: false' if these runs do not share seeds)")
+    return [lhs.by_seed[k] - rhs.by_seed[k] for k in sorted(lhs.by_seed, key=int)]
+
+
+def paired_half_width(diffs: list[float], level: float = 0.95) -> tuple[float, float]:
+    """(se, t·se) of the mean of per-seed differences: one-sample Student interval, df = n − 1."""
+    n = len(diffs)
+    if n < 2:
+        return 0.0, 0.0
+    m = sum(diffs) / n
+    sd = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
+    if sd == 0.0:
+        return 0.0, 0.0
+    se = sd / math.sqrt(n)
+    return se, float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+
+
+def choose_test(lhs: Side, op: str, rhs: Side, paired: bool) -> str:
+    if op == "==":
+        return "exact"
+    constant = math.isinf(lhs.n) or math.isinf(rhs.n)
+    if constant:
+        return "one-sample"
+    return "paired" if paired else "welch"
+
+
 def verdict(lhs: Side, op: str, rhs: Side, *, min_seeds: int = 3,
-            atol: float = 0.0, rtol: float = 0.0) -> tuple[str, dict]:
-    """Apply the module's verdict rule; return (verdict, numbers used)."""
+            atol: float = 0.0, rtol: float = 0.0, paired: bool = False) -> tuple[str, dict]:
+    """Apply the module's verdict rule; return (verdict, numbers used incl. the ``test``)."""
     if op not in OPS:
         raise ValueError(f"op {op!r} not one of {OPS}")
-    d = lhs.mean - rhs.mean
-    se, h = half_width(lhs, rhs)
+    test = choose_test(lhs, op, rhs, paired)
+    if test == "paired":
+        diffs = paired_differences(lhs, rhs)
+        d = sum(diffs) / len(diffs)
+        se, h = paired_half_width(diffs)
+    else:
+        d = lhs.mean - rhs.mean
+        se, h = half_width(lhs, rhs)
     tol = atol + rtol * abs(rhs.mean)
-    numbers = {"diff": d, "se": se, "half_width_95": h, "tol": tol}
+    numbers = {"test": test, "diff": d, "se": se, "half_width_95": h, "tol": tol}
     if any(s.n < min_seeds for s in (lhs, rhs)):
         return "inconclusive", {**numbers, "reason": f"fewer than {min_seeds} runs"}
     if op == "==":
@@ -125,18 +203,33 @@ def load_paper(path: str | os.PathLike) -> dict:
     paper = read_yaml(path)
     if not isinstance(paper, dict) or "claims" not in paper:
         raise ValueError(f"{path}: expected a mapping with a 'claims' list")
-    refs = {r["id"]: r for r in paper.get("references") or []}
+    unknown = set(paper) - PAPER_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(PAPER_KEYS)}")
+    if not isinstance(paper.get("paired", False), bool):
+        raise ValueError(f"{path}: 'paired' must be true or false, got {paper['paired']!r}")
+    refs = {}
+    for i, r in enumerate(paper.get("references") or []):
+        bad = set(r) - REFERENCE_KEYS
+        if bad or "id" not in r:
+            raise ValueError(f"{path}: references[{i}]: needs 'id'; unknown key(s) {sorted(bad)}; "
+                             f"allowed: {sorted(REFERENCE_KEYS)}")
+        refs[r["id"]] = r
     seen = set()
     for i, c in enumerate(paper["claims"]):
         where = f"{path}: claims[{i}]"
         unknown = set(c) - CLAIM_KEYS
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(CLAIM_KEYS)}")
-        for key in ("id", "statement", "lhs", "op", "rhs"):
+        for key in ("id", "kind", "statement", "lhs", "op", "rhs"):
             if key not in c:
                 raise ValueError(f"{where}: missing key {key!r}")
+        if c["kind"] not in KINDS:
+            raise ValueError(f"{where} ({c['id']}): kind {c['kind']!r} not one of {KINDS}")
         if c["op"] not in OPS:
             raise ValueError(f"{where} ({c['id']}): op {c['op']!r} not one of {OPS}")
+        if "paired" in c and not isinstance(c["paired"], bool):
+            raise ValueError(f"{where} ({c['id']}): 'paired' must be true or false, got {c['paired']!r}")
         if c["id"] in seen:
             raise ValueError(f"{where}: duplicate claim id {c['id']!r}")
         seen.add(c["id"])
@@ -146,26 +239,49 @@ def load_paper(path: str | os.PathLike) -> dict:
     return paper
 
 
+def _reference(ref: Mapping | None) -> dict | None:
+    if ref is None:
+        return None
+    return {"id": ref["id"], "value": ref.get("value"), "short": ref.get("short") or ref.get("source"),
+            "source": ref.get("source"), "verified": bool(ref.get("verified", False))}
+
+
 def evaluate(paper: Mapping, metrics: Mapping, scale: str) -> dict:
-    """Verdicts for every claim of ``paper`` against aggregated ``metrics`` at ``scale``."""
+    """Verdicts for every claim of ``paper`` against aggregated ``metrics`` at ``scale``.
+
+    Claims limited to other scales are listed with ``verdict: "not run"`` and no numbers.
+    """
     arms = metrics["arms"]
     out = []
     for c in paper["claims"]:
-        if "scales" in c and scale not in c["scales"]:
-            continue
         where = f"claim {c['id']!r}"
+        paired = bool(c.get("paired", paper.get("paired", False)))
+        row = {"id": c["id"], "kind": c["kind"], "statement": c["statement"],
+               "comparison": f"{c['lhs']} {c['op']} {c['rhs']}", "note": c.get("note"),
+               "paper": _reference(paper["_refs"].get(c.get("paper")))}
+        if "scales" in c and scale not in c["scales"]:
+            out.append({**row, "test": None, "verdict": NOT_RUN, "ours": None,
+                        "scales": list(c["scales"])})
+            continue
         lhs, rhs = resolve(c["lhs"], arms, where), resolve(c["rhs"], arms, where)
-        v, numbers = verdict(lhs, c["op"], rhs, min_seeds=int(c.get("min_seeds", 3)),
-                             atol=float(c.get("atol", 0.0)), rtol=float(c.get("rtol", 0.0)))
-        ref = paper["_refs"].get(c.get("paper"))
-        out.append({
-            "id": c["id"], "statement": c["statement"], "comparison": f"{c['lhs']} {c['op']} {c['rhs']}",
-            "verdict": v, "ours": {"lhs": lhs.as_dict(), "rhs": rhs.as_dict(), **numbers},
-            "paper": None if ref is None else {"value": ref.get("value"), "source": ref.get("source"),
-                                               "verified": bool(ref.get("verified", False))},
-        })
+        try:
+            v, numbers = verdict(lhs, c["op"], rhs, min_seeds=int(c.get("min_seeds", 3)),
+                                 atol=float(c.get("atol", 0.0)), rtol=float(c.get("rtol", 0.0)),
+                                 paired=paired)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        out.append({**row, "test": numbers.pop("test"), "verdict": v,
+                    "ours": {"lhs": lhs.as_dict(), "rhs": rhs.as_dict(), **numbers}})
+    references = [_reference(r) | {"note": r.get("note")} for r in paper["_refs"].values()]
     return {"study": paper.get("study", metrics.get("study")), "scale": scale,
-            "title": paper.get("title"), "arxiv": paper.get("arxiv"), "claims": out}
+            "title": paper.get("title"), "arxiv": paper.get("arxiv"), "code": paper.get("code"),
+            "note": paper.get("note"), "references": references, "claims": out}
+
+
+def counts(claims: list[Mapping], kind: str | None = None) -> dict[str, int]:
+    """Verdict counts (``not run`` separately) over the claims of one kind, or all."""
+    sel = [c for c in claims if kind is None or c["kind"] == kind]
+    return {v: sum(c["verdict"] == v for c in sel) for v in (*VERDICTS, NOT_RUN)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,9 +10,11 @@ recipe at this scale, wall time, thread count, package versions.
 
 Aggregation (:func:`aggregate`) writes ``results/<slug>/<scale>/metrics.json``::
 
-    {"study": ..., "scale": ..., "arms": {"<arm>": {"<name>": {"mean", "std", "n"}}}}
+    {"study": ..., "scale": ..., "arms": {"<arm>": {"<name>": {"mean", "std", "n", "by_seed"}}}}
 
-``std`` is the sample standard deviation (ddof=1) over seeds, 0 for a single run.
+``std`` is the sample standard deviation (ddof=1) over seeds, 0 for a single run;
+``by_seed`` maps each seed (a string key) to its run's value, so that claims over arms that
+share seeds can be judged on per-seed differences (``engine.claims``, paired test).
 Metric names flow unchanged from a study's loss/metric dict to here, to the claims and
 to the report.
 """
@@ -53,18 +55,42 @@ def write_run_metrics(
                       "metrics": clean, "meta": dict(meta or {})})
 
 
+def cpu_info() -> dict:
+    """The machine a run's numbers came from: CPU model and, when torch is loaded, the SIMD
+    level its CPU kernels dispatch to. Float-level differences between CPUs grow through
+    training, so learned metrics are bit-reproducible only on the same CPU model and
+    capability (README, "Reproducibility")."""
+    import sys
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu_model": model, "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return info
+
+
 def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy"), **extra) -> dict:
     """Provenance for a run's ``meta``: wall time since ``t0`` (``time.perf_counter``),
-    threads, Python and the versions of ``packages``, plus study-specific ``extra`` keys."""
+    threads, Python, the CPU (:func:`cpu_info`) and the versions of ``packages``, plus
+    study-specific ``extra`` keys."""
     from importlib.metadata import version
 
     return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
-            "python": platform.python_version(), **{p: version(p) for p in packages}, **extra}
+            "python": platform.python_version(), **cpu_info(), **{p: version(p) for p in packages}, **extra}
 
 
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
     """Mean, sample std and n per arm and metric over the given run files."""
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    values: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     seeds: dict[str, set[int]] = defaultdict(set)
     study = scale = None
     for f in run_files:
@@ -79,17 +105,19 @@ def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
             raise ValueError(f"{f}: seed {run['seed']} of arm {run['arm']!r} appears twice")
         seeds[run["arm"]].add(run["seed"])
         for name, v in run["metrics"].items():
-            values[run["arm"]][name].append(float(v))
+            values[run["arm"]][name].append((int(run["seed"]), float(v)))
     if study is None:
         raise ValueError("aggregate: no run files given")
     arms = {}
     for arm in sorted(values):
         arms[arm] = {}
         for name in sorted(values[arm]):
-            v = np.asarray(values[arm][name])
+            pairs = sorted(values[arm][name])
+            v = np.asarray([x for _, x in pairs])
             arms[arm][name] = {"mean": float(v.mean()),
                                "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-                               "n": int(v.size)}
+                               "n": int(v.size),
+                               "by_seed": {str(seed): x for seed, x in pairs}}
     return {"study": study, "scale": scale, "arms": arms}
 
 

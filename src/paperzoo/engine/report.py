@@ -15,30 +15,76 @@ import io
 import os
 from pathlib import Path
 
+from .claims import KINDS, NOT_RUN, VERDICTS, counts
 from .io import read_json, write_text
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
-SYMBOL = {"reproduced": "✅ reproduced", "inconclusive": "➖ inconclusive", "contradicted": "❌ contradicted"}
+SYMBOL = {"reproduced": "✅ reproduced", "inconclusive": "➖ inconclusive", "contradicted": "❌ contradicted",
+          NOT_RUN: "⏸ not run"}
+KIND_TITLE = {"paper": "Paper claims", "prediction": "Our predictions and controls",
+              "check": "Self-checks and bookkeeping"}
 
 
-def _fmt(x: float | None) -> str:
+def _num(x: float | None, digits: int = 3) -> str:
+    """Three significant digits (two for spreads); integers stay integers."""
     if x is None:
         return "—"
-    return f"{x:.4g}"
+    if float(x).is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.{digits}g}"
 
 
 def _side(side: dict) -> str:
     if side["ref"] is None:
-        return _fmt(side["mean"])
-    return f"{_fmt(side['mean'])} ± {_fmt(side['std'])} (n={side['n']})"
+        return _num(side["mean"])
+    if side["n"] == 1 or side["std"] == 0:
+        return f"{_num(side['mean'])} (n={side['n']})"
+    return f"{_num(side['mean'])} ± {_num(side['std'], 2)} (n={side['n']})"
+
+
+def _diff(c: dict) -> str:
+    """The tested difference with its 95 % half-width (and the tolerance when there is one)."""
+    o = c["ours"]
+    if o is None:
+        return "—"
+    text = f"{o['diff']:+.3g}"
+    if o["half_width_95"] > 0:
+        text += f" ± {_num(o['half_width_95'], 2)}"
+    if o["tol"] > 0:
+        text += f" (tol {_num(o['tol'], 2)})"
+    return text
 
 
 def _paper(p: dict | None) -> str:
+    """Short reference cell: the paper's value (if any) and where it comes from."""
     if p is None:
         return "—"
-    tag = "" if p.get("verified") else " (not verified)"
-    value = "qualitative" if p.get("value") is None else p["value"]
-    return f"{value} [{p.get('source')}]{tag}"
+    mark = "✓" if p.get("verified") else "unverified"
+    value = p.get("value")
+    value = "" if value is None or isinstance(value, (dict, list)) else f"{value}, "
+    return f"{value}{p.get('short') or p.get('source')} ({mark})"
+
+
+def _ours(c: dict) -> str:
+    if c["ours"] is None:
+        return f"not run at this scale (claimed at: {', '.join(c.get('scales') or [])})"
+    return f"{_side(c['ours']['lhs'])} vs {_side(c['ours']['rhs'])}"
+
+
+def _headline(claims: list[dict]) -> str:
+    k = counts(claims, "paper")
+    n = sum(k.values()) - k[NOT_RUN]
+    text = (f"**Paper claims: {k['reproduced']} of {n} reproduced, {k['contradicted']} contradicted, "
+            f"{k['inconclusive']} inconclusive**")
+    if k[NOT_RUN]:
+        text += f" ({k[NOT_RUN]} more only at other scales)"
+    rest = []
+    for kind in ("prediction", "check"):
+        kc = counts(claims, kind)
+        m = sum(kc.values()) - kc[NOT_RUN]
+        if m:
+            rest.append(f"{kind}s: {kc['reproduced']} of {m} reproduced, {kc['contradicted']} contradicted")
+    return text + (". Our " + "; ".join(rest) + "." if rest else ".")
 
 
 def rows(claims_files: list[Path]) -> list[dict]:
@@ -46,61 +92,153 @@ def rows(claims_files: list[Path]) -> list[dict]:
     for f in claims_files:
         doc = read_json(f)
         for c in doc["claims"]:
-            out.append({"study": doc["study"], "scale": doc["scale"], "id": c["id"],
-                        "statement": c["statement"], "comparison": c["comparison"],
-                        "lhs": _side(c["ours"]["lhs"]), "rhs": _side(c["ours"]["rhs"]),
-                        "paper": _paper(c["paper"]), "verdict": c["verdict"]})
+            o = c["ours"] or {}
+            out.append({"study": doc["study"], "scale": doc["scale"], "id": c["id"], "kind": c["kind"],
+                        "statement": c["statement"], "comparison": c["comparison"], "test": c["test"] or "",
+                        "lhs": _side(o["lhs"]) if o else "", "rhs": _side(o["rhs"]) if o else "",
+                        "diff": o.get("diff", ""), "half_width_95": o.get("half_width_95", ""),
+                        "paper": _paper(c["paper"]), "verdict": c["verdict"], "note": c.get("note") or ""})
     return out
 
 
+def _md_table(claims: list[dict]) -> list[str]:
+    lines = ["| claim | ours: lhs vs rhs | difference ± 95 % | test | paper | verdict |",
+             "|---|---|---|---|---|---|"]
+    for c in claims:
+        cell = f"{c['statement']} <br>`{c['comparison']}`"
+        if c.get("note"):
+            cell += f" <br>*{' '.join(c['note'].split())}*"
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in [
+            cell, _ours(c), _diff(c), c["test"] or "—", _paper(c["paper"]), SYMBOL[c["verdict"]]]) + " |")
+    return lines
+
+
+def overview(docs: list[dict]) -> list[str]:
+    """One row per study: its paper claims' verdicts, then predictions and checks."""
+    lines = ["| study | paper claims | ✅ reproduced | ❌ contradicted | ➖ inconclusive | predictions ✅/n | checks ✅/n |",
+             "|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        k = counts(doc["claims"], "paper")
+        n = sum(k.values()) - k[NOT_RUN]
+        cells = [f"[`{doc['study']}`](#{doc['study']})", str(n), str(k["reproduced"]), str(k["contradicted"]),
+                 str(k["inconclusive"])]
+        for kind in ("prediction", "check"):
+            kc = counts(doc["claims"], kind)
+            cells.append(f"{kc['reproduced']}/{sum(kc.values()) - kc[NOT_RUN]}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(claims_files: list[Path]) -> str:
-    lines = []
-    for f in claims_files:
-        doc = read_json(f)
-        counts = {v: sum(c["verdict"] == v for c in doc["claims"]) for v in SYMBOL}
+    docs = [read_json(f) for f in claims_files]
+    lines = overview(docs) + [""]
+    for doc in docs:
         lines += [f"### `{doc['study']}` — {doc.get('title') or ''} (arXiv {doc.get('arxiv')}), scale `{doc['scale']}`",
-                  "", " · ".join(f"{n} {v}" for v, n in counts.items()), "",
-                  "| claim | comparison | ours: lhs | ours: rhs | paper | verdict |",
-                  "|---|---|---|---|---|---|"]
-        for c in doc["claims"]:
-            lines.append("| " + " | ".join([
-                c["statement"].replace("|", "\\|"), f"`{c['comparison']}`", _side(c["ours"]["lhs"]),
-                _side(c["ours"]["rhs"]), _paper(c["paper"]), SYMBOL[c["verdict"]]]) + " |")
-        lines.append("")
+                  "", _headline(doc["claims"]), ""]
+        for kind in KINDS:
+            sel = [c for c in doc["claims"] if c["kind"] == kind]
+            if not sel:
+                continue
+            if kind == "paper":
+                lines += _md_table(sel) + [""]
+            else:
+                lines += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", ""]
+                lines += _md_table(sel) + ["", "</details>", ""]
+        refs = [r for r in doc.get("references") or []]
+        if refs:
+            lines += ["<details><summary>References</summary>", ""]
+            for r in refs:
+                mark = "verified" if r.get("verified") else "not verified"
+                lines.append(f"- `{r['id']}`: {' '.join(str(r.get('source')).split())} ({mark})"
+                             + (f" — {' '.join(r['note'].split())}" if r.get("note") else ""))
+            lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
 def to_csv(claims_files: list[Path]) -> str:
     buf = io.StringIO()
-    fields = ["study", "scale", "id", "statement", "comparison", "lhs", "rhs", "paper", "verdict"]
+    fields = ["study", "scale", "id", "kind", "statement", "comparison", "test", "lhs", "rhs", "diff",
+              "half_width_95", "paper", "verdict", "note"]
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows(claims_files))
     return buf.getvalue()
 
 
+CSS = ("body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.4}"
+       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 6px;font-size:90%;"
+       "vertical-align:top}th{background:#f0f0f0}.reproduced{background:#e6ffe6}.contradicted{background:#ffe6e6}"
+       ".inconclusive{background:#f7f7f7}.notrun{color:#888}code{font-size:90%}.note{color:#555;font-style:italic}"
+       "figure{display:inline-block;width:31%;margin:4px;vertical-align:top}figure img{width:100%}"
+       "figcaption{font-size:85%}summary{cursor:pointer;font-weight:600;margin:.5em 0}")
+
+
+def _html_table(claims: list[dict]) -> list[str]:
+    parts = ["<table><tr><th>claim</th><th>ours: lhs vs rhs</th><th>difference ± 95 %</th><th>test</th>"
+             "<th>paper</th><th>verdict</th></tr>"]
+    for c in claims:
+        cls = "notrun" if c["verdict"] == NOT_RUN else c["verdict"]
+        note = f"<div class='note'>{html.escape(' '.join(c['note'].split()))}</div>" if c.get("note") else ""
+        cells = [f"{html.escape(c['statement'])}<br><code>{html.escape(c['comparison'])}</code>{note}",
+                 html.escape(_ours(c)), html.escape(_diff(c)), html.escape(c["test"] or "—"),
+                 html.escape(_paper(c["paper"])), html.escape(SYMBOL[c["verdict"]])]
+        parts.append(f"<tr class='{cls}' id='{html.escape(c['id'])}'>"
+                     + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    parts.append("</table>")
+    return parts
+
+
 def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str:
+    docs = [read_json(f) for f in claims_files]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>paperzoo report</title>",
-             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px;font-size:90%}img{max-width:48%;margin:4px}"
-             ".reproduced{background:#e6ffe6}.contradicted{background:#ffe6e6}.inconclusive{background:#f4f4f4}</style>",
-             "</head><body><h1>paperzoo: claims and figures</h1>"]
-    for f in claims_files:
-        doc = read_json(f)
+             f"<style>{CSS}</style></head><body><h1>paperzoo: claims and figures</h1>",
+             "<p>Verdicts are computed from the runs by the rule in <code>paperzoo.engine.claims</code>: "
+             "a claim is reproduced when the 95 % confidence interval of the tested difference lies on the "
+             "claimed side (paired over seeds where the arms share them). Only <em>paper</em> claims count "
+             "in the headline; our predictions and self-checks follow them.</p>",
+             "<h2>Overview</h2><table><tr><th>study</th><th>paper claims</th><th>reproduced</th>"
+             "<th>contradicted</th><th>inconclusive</th><th>predictions reproduced</th><th>checks reproduced</th></tr>"]
+    for doc in docs:
+        k = counts(doc["claims"], "paper")
+        cells = [f"<a href='#{doc['study']}'>{html.escape(doc['study'])}</a>",
+                 str(sum(k.values()) - k[NOT_RUN]), str(k["reproduced"]), str(k["contradicted"]), str(k["inconclusive"])]
+        for kind in ("prediction", "check"):
+            kc = counts(doc["claims"], kind)
+            cells.append(f"{kc['reproduced']} / {sum(kc.values()) - kc[NOT_RUN]}")
+        parts.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    parts.append("</table>")
+    for doc in docs:
         slug = doc["study"]
         parts.append(f"<h2 id='{slug}'>{html.escape(slug)} — {html.escape(doc.get('title') or '')} "
                      f"(arXiv {html.escape(str(doc.get('arxiv')))}), scale {html.escape(doc['scale'])}</h2>")
-        parts.append("<table><tr><th>claim</th><th>comparison</th><th>ours: lhs</th><th>ours: rhs</th>"
-                     "<th>paper</th><th>verdict</th></tr>")
-        for r in rows([f]):
-            parts.append(f"<tr class='{r['verdict']}'>" + "".join(
-                f"<td>{html.escape(str(r[k]))}</td>"
-                for k in ("statement", "comparison", "lhs", "rhs", "paper", "verdict")) + "</tr>")
-        parts.append("</table>")
-        for fig in [p for p in figures if f"/{slug}/" in p.as_posix()]:
-            rel = os.path.relpath(fig, out_dir)
-            parts.append(f"<figure style='display:inline-block;width:48%'><img style='max-width:100%' "
-                         f"src='{html.escape(rel)}'><figcaption>{html.escape(fig.stem)}</figcaption></figure>")
+        if doc.get("note"):
+            parts.append(f"<p class='note'>{html.escape(' '.join(doc['note'].split()))}</p>")
+        parts.append(f"<p>{html.escape(_headline(doc['claims']).replace('**', ''))}</p>")
+        for kind in KINDS:
+            sel = [c for c in doc["claims"] if c["kind"] == kind]
+            if not sel:
+                continue
+            if kind == "paper":
+                parts += [f"<h3>{KIND_TITLE[kind]}</h3>", *_html_table(sel)]
+            else:
+                parts += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", *_html_table(sel),
+                          "</details>"]
+        refs = doc.get("references") or []
+        if refs:
+            parts.append("<details><summary>References</summary><ul>")
+            for r in refs:
+                mark = "verified" if r.get("verified") else "not verified"
+                note = f" — {html.escape(' '.join(r['note'].split()))}" if r.get("note") else ""
+                parts.append(f"<li><code>{html.escape(r['id'])}</code>: {html.escape(str(r.get('source')))} "
+                             f"({mark}){note}</li>")
+            parts.append("</ul></details>")
+        figs = [p for p in figures if f"/{slug}/" in p.as_posix()]
+        if figs:
+            parts.append("<h3>Figures</h3>")
+        for fig in figs:
+            rel = html.escape(os.path.relpath(fig, out_dir))
+            parts.append(f"<figure><a href='{rel}'><img src='{rel}' alt='{html.escape(fig.stem)}'></a>"
+                         f"<figcaption>{html.escape(fig.stem)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

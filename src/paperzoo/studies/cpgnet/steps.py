@@ -251,7 +251,9 @@ def run_latency(block: dict, *, scale: str, arm: str, seed: int, checkpoint, dat
     single = time_forward(model, scans, lat["repeats"], tta=False)
     tta = time_forward(model, scans, lat["repeats"], tta=True)
     m_single, m_tta = statistics.median(single), statistics.median(tta)
-    metrics = {"latency_ms": m_single, "latency_tta_ms": m_tta, "tta_cost_ratio": m_tta / m_single}
+    q1, _, q3 = statistics.quantiles(single, n=4)   # spread of the single passes (issue: report it)
+    metrics = {"latency_ms": m_single, "latency_tta_ms": m_tta, "tta_cost_ratio": m_tta / m_single,
+               "latency_iqr_ms": q3 - q1}
     lat_meta = {"threads": lat["threads"], "repeats": lat["repeats"], "n_scans": len(scans),
                 "mean_points_per_scan": float(np.mean([len(p) for p, _ in scans])),
                 "timed": "model forward incl. projection, scatter and gather, softmax; TTA = 4 flips + mean",
