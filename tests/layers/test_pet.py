@@ -56,6 +56,17 @@ def test_adapter_zero_up_projection_and_learnable_scale():
     a = Adapter(8, bottleneck=3)
     assert torch.all(a(torch.randn(4, 8)) == 0)
     assert isinstance(a.scale, torch.nn.Parameter) and float(a.scale.detach()) == 1.0
+    assert torch.all(a.down.bias == 0)                                # official: zero down-projection bias
+
+
+def test_prefix_has_separate_key_and_value_scalars():
+    from paperzoo.layers.pet import Prefix
+    p = Prefix(8, length=3)
+    p.scale_value.data.fill_(2.0)
+    k, v = p.tokens()
+    torch.testing.assert_close(k, p.key)
+    torch.testing.assert_close(v, 2.0 * p.value)
+    assert {n for n, _ in p.named_parameters()} == {"key", "value", "scale_key", "scale_value"}
 
 
 def test_prefix_compensation_divides_prefix_slice_by_its_mass():
@@ -105,4 +116,4 @@ def test_official_pet_sizes_on_vit_b():
     d = 768
     assert count_params(make_pet("adapter", d, 5, bottleneck=5)) == 5 * (d * 5 + 5 + 5 * d + d + 1)   # 42,270
     assert count_params(make_pet("lora", d, 5, rank=5)) == 5 * (4 * 5 * d + 2)                         # 76,810
-    assert count_params(make_pet("prefix", d, 5, length=10)) == 5 * (2 * 10 * d + 1)                  # 76,805
+    assert count_params(make_pet("prefix", d, 5, length=10)) == 5 * (2 * 10 * d + 2)                  # 76,810 (key and value scalars)

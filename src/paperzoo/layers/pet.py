@@ -9,7 +9,8 @@ each a small module per transformer block; the backbone itself is never modified
 * :class:`KVLoRA` — rank-``r`` updates ``s_k·B_k A_k`` and ``s_v·B_v A_v`` on the **K and V**
   rows of timm's fused ``qkv`` only (Q untouched); B zero-initialised, learnable ``s_k``, ``s_v``.
 * :class:`Prefix` — ``L`` learnable key and value tokens per block prepended to K and V
-  (never to Q), initialised U(0, 0.01) times a learnable scalar. With ``compensatory``
+  (never to Q), initialised U(0, 0.01) times learnable scalars (one for the keys, one for
+  the values). With ``compensatory``
   the prefix slice of the attention is divided by its own mass λ(x):
   ``(1−λ)·Attn_orig + PrefixAttn`` instead of ``(1−λ)·Attn_orig + λ·PrefixAttn`` — the
   paper's adaptation-speed calibration (Sec. 3.2: a prefix is an adapter gated by λ).
@@ -34,7 +35,8 @@ class Adapter(nn.Module):
 
     def __init__(self, dim: int, bottleneck: int = 5, scale: float | None = None):
         super().__init__()
-        self.down = nn.Linear(dim, bottleneck)          # Kaiming-uniform (torch's default init)
+        self.down = nn.Linear(dim, bottleneck)          # Kaiming-uniform weight (torch's default init) ...
+        nn.init.zeros_(self.down.bias)                  # ... and a zero bias (official Adapter.reset_parameters)
         self.up = nn.Linear(bottleneck, dim)
         nn.init.zeros_(self.up.weight)                  # zero output at init: pretrained model unchanged
         nn.init.zeros_(self.up.bias)
@@ -64,17 +66,22 @@ class KVLoRA(nn.Module):
 
 
 class Prefix(nn.Module):
-    """``length`` learnable key and value tokens (per block), shared over the batch."""
+    """``length`` learnable key and value tokens (per block), shared over the batch.
+
+    The keys and the values each carry their own learnable scalar (official ``Prefix``: two
+    ``Prompt`` modules, each with its own ``Scaler``).
+    """
 
     def __init__(self, dim: int, length: int = 10, compensatory: bool = True):
         super().__init__()
         self.key = nn.Parameter(torch.empty(length, dim).uniform_(0.0, 0.01))    # (L, D)
         self.value = nn.Parameter(torch.empty(length, dim).uniform_(0.0, 0.01))  # (L, D)
-        self.scale = nn.Parameter(torch.ones(()))
+        self.scale_key = nn.Parameter(torch.ones(()))
+        self.scale_value = nn.Parameter(torch.ones(()))
         self.compensatory = compensatory
 
     def tokens(self) -> tuple[Tensor, Tensor]:
-        return self.scale * self.key, self.scale * self.value
+        return self.scale_key * self.key, self.scale_value * self.value
 
 
 def prefix_attention(q: Tensor, k: Tensor, v: Tensor, pk: Tensor, pv: Tensor, scale: float,

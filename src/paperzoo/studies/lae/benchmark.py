@@ -95,6 +95,20 @@ def task_accuracies(pred: torch.Tensor, labels: torch.Tensor, tasks: list[list[i
     return out
 
 
+def task_aware_accuracy(probs: torch.Tensor, labels: torch.Tensor, tasks: list[list[int]]) -> float:
+    """Accuracy when the task id is given: argmax over the true task's classes only.
+
+    Compared with the class-incremental accuracy (argmax over all seen classes), it separates
+    what the features still know (task-aware) from the competition between heads."""
+    correct = 0
+    for task in tasks:
+        m = torch.isin(labels, torch.as_tensor(task))
+        if m.any():
+            pred = probs[m][:, task].argmax(1)                      # position within the task
+            correct += int((torch.as_tensor(task)[pred] == labels[m]).sum())
+    return correct / len(labels)
+
+
 def summarize(acc: np.ndarray, stage_acc: np.ndarray, prefix: str = "") -> dict[str, float]:
     """Named metrics from ``acc`` (T, T) (row t: after task t; NaN above the diagonal) and
     ``stage_acc`` (T,) = A_t. Keys: acc_last, acc_avg, forgetting, acc_old, acc_new,

@@ -5,6 +5,9 @@
 * ``table_main`` — the layout of the paper's Table 1: A_T and Ā per PET × method (%).
 * ``fig_lae_heatmap`` — LAE (ensemble) accuracy matrix acc[t, j] per benchmark, Adapter.
 * ``fig_prefix_calibration`` — Prefix with vs without compensation: paired loss and accuracy gains.
+* ``fig_paired_gains`` — per PET, the within-order gains that the claims test (LAE − Seq-PET,
+  freeze alone, ensemble − online, offline − online on old tasks, online − offline on the new
+  task): one dot per class order, mean and 95 % interval.
 """
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-FIGURES = ("fig_accuracy_per_task", "table_main", "fig_lae_heatmap", "fig_prefix_calibration")
+FIGURES = ("fig_accuracy_per_task", "table_main", "fig_lae_heatmap", "fig_prefix_calibration", "fig_paired_gains")
+GAINS = (("gain_lae_vs_seq", "LAE − Seq"), ("gain_freeze", "freeze only\n(online − Seq)"),
+         ("gain_ens_vs_online", "ensemble\n− online"), ("gain_offline_old", "old tasks:\noffline − online"),
+         ("gain_online_new", "new task:\nonline − offline"))
 PETS = ("adapter", "lora", "prefix")
 
 
@@ -46,8 +52,14 @@ def fig_accuracy_per_task(agg: dict, block: dict, out: Path, scale: str) -> None
                 m, s = _curve(agg, arm, prefix, T)
                 ax.plot(x, m, style, marker="o", ms=3, label=label)
                 ax.fill_between(x, m - s, m + s, color=style[:2] if style[0] == "C" else "k", alpha=0.12)
-            j, _ = _get(agg, f"{b}_joint_{pet}", "acc_last")
-            ax.axhline(j, color="C1", lw=1, label="joint (upper bound)")
+            for arm, label, style in ((f"{b}_joint_{pet}", f"joint {pet} (upper bound)", "-"),
+                                      (f"{b}_joint_adapter", "joint adapter (upper bound)", "-"),
+                                      (f"{b}_joint_linear", "joint linear head", ":")):
+                j, _ = _get(agg, arm, "acc_last")
+                if not np.isnan(j):
+                    ax.axhline(j, color="C1", lw=1, ls=style, label=label)
+                    if arm.endswith(pet) or arm.endswith("adapter"):
+                        break
             ax.set(title=f"{b} · {pet}", xlabel="task t", ylabel="A_t (%)", ylim=(0, 100))
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
@@ -64,6 +76,7 @@ def table_main(agg: dict, block: dict, out: Path, scale: str) -> None:
     cell = lambda a, m: "—" if np.isnan(_get(agg, a, m)[0]) else "{:.1f}±{:.1f}".format(*_get(agg, a, m))  # noqa: E731
     rows.append(["linear probe", "—"] + [x for b in benches for x in (cell(f"{b}_linear", "acc_last"),
                                                                     cell(f"{b}_linear", "acc_avg"))])
+    rows.append(["joint linear head", "—"] + [x for b in benches for x in (cell(f"{b}_joint_linear", "acc_last"), "—")])
     for pet in PETS:
         for name, arm, pre in methods:
             r = [name, pet]
@@ -116,6 +129,34 @@ def fig_prefix_calibration(agg: dict, block: dict, out: Path, scale: str) -> Non
     c = block["calib"]
     fig.suptitle(f"Prefix calibration: {c['steps']} prefix-only steps after {c['warmup_steps']} head-only steps, "
                  f"all classes (> 0: calibration adapts faster; mean ± std over seeds, {scale})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def fig_paired_gains(agg: dict, block: dict, out: Path, scale: str) -> None:
+    """Within-order gains of each LAE run (pts): a dot per class order, mean ± 95 % Student interval."""
+    from scipy import stats
+
+    benches = list(block["benchmarks"])
+    fig, axes = plt.subplots(len(benches), len(PETS), figsize=(4.2 * len(PETS), 3.4 * len(benches)),
+                             squeeze=False, sharey=True)
+    for r, b in enumerate(benches):
+        for c, pet in enumerate(PETS):
+            ax = axes[r, c]
+            m = agg["arms"].get(f"{b}_lae_{pet}", {})
+            for i, (key, _) in enumerate(GAINS):
+                if key not in m:
+                    continue
+                v = 100 * np.array(list(m[key]["by_seed"].values()))
+                ax.plot(np.full(v.size, i) + np.linspace(-0.12, 0.12, v.size), v, "o", color="C0", ms=3, alpha=0.6)
+                h = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0
+                ax.errorbar(i + 0.3, v.mean(), yerr=h, fmt="s", color="C3", capsize=4)
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set_xticks(range(len(GAINS)), [label for _, label in GAINS], fontsize=7)
+            ax.set(title=f"{b} · {pet}", ylabel="gain (pts)")
+            ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"LAE: paired gains per class order (dots) with mean and 95 % interval (squares), {scale}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

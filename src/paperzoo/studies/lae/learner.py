@@ -38,8 +38,14 @@ class CILModel(nn.Module):
         return sum(h.out_features for h in self.heads)
 
     def add_head(self, n_classes: int) -> nn.Linear:
-        self.heads.append(nn.Linear(self.backbone.embed_dim, n_classes))
-        return self.heads[-1]
+        """A new task head, initialised N(0, 0.001²) with zero bias (official ``SimpleHead.weights_init``):
+        a head's random init must stay small against what it learns, or it adds noise to the
+        cross-task argmax."""
+        head = nn.Linear(self.backbone.embed_dim, n_classes)
+        nn.init.normal_(head.weight, std=0.001)
+        nn.init.zeros_(head.bias)
+        self.heads.append(head)
+        return head
 
     def logits(self, x: Tensor, pet: nn.ModuleList | None) -> Tensor:
         """(B, C, H, W) → (B, num_seen): all heads on the features of ``x`` under ``pet``."""

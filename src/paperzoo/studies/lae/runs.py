@@ -30,7 +30,7 @@ import torch
 from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
 from paperzoo.layers.pet import PETViT, count_params, make_pet
 
-from .benchmark import Benchmark, summarize, task_accuracies
+from .benchmark import Benchmark, summarize, task_accuracies, task_aware_accuracy
 from .learner import CILModel, PETAccumulator, TaskBatches, ema_decay, ensemble_probs, learn_task, predict_probs
 
 
@@ -50,11 +50,14 @@ def _pet(backbone: PETViT, pet_kind: str | None, pet_cfg: dict, compensatory: bo
 def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: str | None, pet_cfg: dict,
                   seed: int, size: int, batch_size: int, lr: float, epochs: int, freeze_epochs: int,
                   ema_c: float, ema_decay_fixed: float | None = None, state: str | Path | None = None,
-                  stop_after: int | None = None) -> tuple[dict, dict]:
+                  stop_after: int | None = None, fork_state: str | Path | None = None) -> tuple[dict, dict]:
     """Seq-PET / LAE / linear probe over all tasks; metrics per expert (see module docstring).
 
     ``stop_after``: return ``({}, {})`` once that many tasks are done (the state file is kept),
     as a run killed there would; tests use it to check the per-task resume.
+    ``fork_state``: a Seq-PET run writes its state after task 1 there (task 1 is identical for
+    Seq-PET and LAE: no freeze, no offline PET yet); a LAE run without a state of its own
+    starts from it, so the two methods of one class order share task 1 exactly.
     """
     assert method in ("seq", "lae", "linear"), method
     _seed(seed)
@@ -63,10 +66,17 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
     T = bench.n_tasks
     acc = {e: np.full((T, T), np.nan) for e in experts}
     stage = {e: np.full(T, np.nan) for e in experts}
+    aware = {e: np.full(T, np.nan) for e in experts}     # task-aware accuracy (argmax inside the true head)
     offline: PETAccumulator | None = None
     done, decays, train_s = 0, [], 0.0
-    if state is not None and Path(state).exists():
-        s = load_checkpoint(state)
+    if method == "lae" and fork_state is not None and (state is None or not Path(state).exists()):
+        if not Path(fork_state).exists():
+            raise FileNotFoundError(f"{fork_state}: the Seq-PET task-1 state to fork LAE from is missing")
+        state_in = fork_state
+    else:
+        state_in = state
+    if state_in is not None and Path(state_in).exists():
+        s = load_checkpoint(state_in)
         done = int(s["done"])
         for t in range(done):
             model.add_head(len(bench.tasks[t]))
@@ -76,8 +86,11 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
         if s["offline"] is not None:
             offline = PETAccumulator(model.pet, s["decay"])
             offline.load_state_dict(s["offline"])
-        acc = {e: np.asarray(s["acc"][e]) for e in experts}
-        stage = {e: np.asarray(s["stage"][e]) for e in experts}
+        # a fork from Seq-PET has the online expert only: before task 2 the others equal it.
+        # np.array copies: the experts' matrices must not alias one another.
+        acc = {e: np.array(s["acc"].get(e, s["acc"]["online"]), dtype=float) for e in experts}
+        stage = {e: np.array(s["stage"].get(e, s["stage"]["online"]), dtype=float) for e in experts}
+        aware = {e: np.array(s["aware"].get(e, s["aware"]["online"]), dtype=float) for e in experts}
         decays, train_s = list(s["decays"]), float(s["train_s"])
     for t in range(done, T):
         t0 = time.perf_counter()
@@ -104,20 +117,31 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
             pred = probs[e].argmax(1)
             acc[e][t, :t + 1] = task_accuracies(pred, test.labels, bench.tasks[:t + 1])
             stage[e][t] = float((pred == test.labels).float().mean())
+            aware[e][t] = task_aware_accuracy(probs[e], test.labels, bench.tasks[:t + 1])
+        snapshot = {"done": t + 1, "model": _trainable_state(model),
+                    "offline": offline.state_dict() if offline else None,
+                    "decay": offline.decay if offline else None,
+                    "acc": {e: acc[e] for e in experts}, "stage": {e: stage[e] for e in experts},
+                    "aware": {e: aware[e] for e in experts}, "decays": decays, "train_s": train_s}
         if state is not None:
-            save_checkpoint(state, {"done": t + 1, "model": _trainable_state(model),
-                                    "offline": offline.state_dict() if offline else None,
-                                    "decay": offline.decay if offline else None,
-                                    "acc": {e: acc[e] for e in experts}, "stage": {e: stage[e] for e in experts},
-                                    "decays": decays, "train_s": train_s})
+            save_checkpoint(state, snapshot)
+        if method == "seq" and fork_state is not None and t == 0:
+            save_checkpoint(fork_state, snapshot)
         if stop_after is not None and t + 1 >= stop_after:
             return {}, {}
+    if method == "seq" and fork_state is not None and not Path(fork_state).exists():
+        raise FileNotFoundError(f"{fork_state}: missing although Seq-PET resumed past task 1; delete "
+                                f"{state} to rerun the class order from the start")
     main = "ensemble" if method == "lae" else "online"
     metrics = summarize(acc[main], stage[main])
+    metrics["ta_acc_last"] = float(aware[main][-1])
     if method == "lae":
         for e in ("online", "offline"):
             metrics.update(summarize(acc[e], stage[e], prefix=f"{e}_"))
+            metrics[f"{e}_ta_acc_last"] = float(aware[e][-1])
         metrics.update(paired_gains(metrics))
+    if model.pet is not None:
+        metrics["pet_delta_rel"] = pet_update_magnitude(model.pet, backbone, pet_kind, pet_cfg, seed)
     info = {"pet_params": count_params(model.pet), "head_params": count_params(model.heads),
             "ema_decay": decays[0] if decays else None, "train_s": round(train_s, 3),
             "steps_per_task": [epochs * (len(bench.task_set("train", t)) // min(batch_size, len(
@@ -133,6 +157,49 @@ def paired_gains(m: dict) -> dict:
         out["gain_offline_old"] = m["offline_acc_old"] - m["online_acc_old"]
         out["gain_online_new"] = m["online_acc_new"] - m["offline_acc_new"]
     return out
+
+
+def pet_update_magnitude(pet, backbone: PETViT, pet_kind: str, pet_cfg: dict, seed: int) -> float:
+    """‖θ − θ₀‖ / ‖θ₀‖ over all parameters of the online PET, θ₀ its init (rebuilt from the seed):
+    how far the PET actually moved (an inert PET makes every claim about it vacuous)."""
+    _seed(seed)
+    init = _pet(backbone, pet_kind, pet_cfg)
+    with torch.no_grad():
+        num = sum(float((p - p0).pow(2).sum()) for p, p0 in zip(pet.parameters(), init.parameters()))
+        den = sum(float(p0.pow(2).sum()) for p0 in init.parameters())
+    return (num / den) ** 0.5 if den > 0 else float("nan")
+
+
+def run_seq_lae(backbone: PETViT, bench: Benchmark, *, state_dir: str | Path | None = None,
+                **kwargs) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    """Seq-PET and LAE of one PET and class order in one process, LAE forked from Seq-PET after
+    task 1 (identical up to there). Returns ((seq metrics, info), (lae metrics, info)); the LAE
+    metrics carry the paired gains over Seq-PET of the same order (``gain_lae_vs_seq`` and
+    ``gain_freeze`` = online expert − Seq-PET, the part due to the freeze window alone).
+
+    ``state_dir`` holds ``seq.pt``, ``fork.pt`` (Seq-PET after task 1) and ``lae.pt`` for resume.
+    """
+    d = Path(state_dir) if state_dir is not None else None
+    if d is not None:
+        d.mkdir(parents=True, exist_ok=True)
+    path = (lambda name: d / name) if d is not None else (lambda name: None)  # noqa: E731
+    tmp = None
+    if d is None:                              # no resume wanted: the fork still needs a file
+        import tempfile
+        tmp = tempfile.TemporaryDirectory()
+        fork = Path(tmp.name) / "fork.pt"
+    else:
+        fork = path("fork.pt")
+    try:
+        seq = run_continual(backbone, bench, method="seq", state=path("seq.pt"), fork_state=fork, **kwargs)
+        lae = run_continual(backbone, bench, method="lae", state=path("lae.pt"), fork_state=fork, **kwargs)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    lae[0]["gain_lae_vs_seq"] = lae[0]["acc_last"] - seq[0]["acc_last"]
+    lae[0]["gain_freeze"] = lae[0]["online_acc_last"] - seq[0]["acc_last"]
+    lae[1]["forked_from_seq_after_task"] = 1
+    return seq, lae
 
 
 def _trainable_state(model: CILModel) -> dict:

@@ -9,8 +9,10 @@
       ``pretrain.source: upstream``: ViT trained on the upstream classes (resumable);
       ``official``: download + verify the IN-21k ViT-B/16 ``.npz`` and convert it.
 * ``train``    --arm <bench>_<arm> --seed K --backbone backbone.pt --data-dir D --out runs/<arm>/seedK/metrics.json
-      [--state S] One run (see :mod:`.runs`); ``--state`` = per-task resume file
-      (removed when the run is complete). Metric names: :func:`.benchmark.summarize`.
+      [--state S] [--seq-out runs/<bench>_seq_<pet>/seedK/metrics.json] One run (see :mod:`.runs`);
+      ``--state`` = per-task resume file (removed when the run is complete). A forked LAE arm
+      (``fork_seq``) also runs Seq-PET of the same order and writes it to ``--seq-out``.
+      Metric names: :func:`.benchmark.summarize`.
 * ``figures``  --metrics aggregated.json --outdir DIR
 """
 from __future__ import annotations
@@ -42,6 +44,27 @@ def split_arm(block: dict, run_arm: str) -> tuple[str, str]:
 def run_arms(block: dict) -> list[str]:
     """Every run arm name of the study (the rules' ``{arm}`` wildcard values)."""
     return [f"{b}_{a}" for b in block["benchmarks"] for a in block["arms"]]
+
+
+def arm_seeds(block: dict, arm: str) -> list[int]:
+    """Class orders of an arm: ``lae.seeds``, or the arm's own ``seeds`` when smaller."""
+    n = int(block["seeds"])
+    return list(range(min(int(block["arms"][arm].get("seeds", n)), n)))
+
+
+def fork_pairs(block: dict) -> dict[str, str]:
+    """``{lae_<pet>: seq_<pet>}`` for the PETs whose Seq-PET and LAE run in one job (``fork_seq``)."""
+    if not block["fork_seq"]:
+        return {}
+    arms = block["arms"]
+    pairs = {}
+    for name, a in arms.items():
+        seq = f"seq_{a['pet']}"
+        if a["method"] == "lae" and name == f"lae_{a['pet']}" and seq in arms:
+            if arm_seeds(block, name) != arm_seeds(block, seq):
+                raise ValueError(f"lae.arms: {name} and {seq} run in one job (fork_seq) and need the same seeds")
+            pairs[name] = seq
+    return pairs
 
 
 def backbone_from_config(block: dict) -> tuple[str, dict]:
@@ -111,7 +134,9 @@ def run_pretrain(block: dict, *, scale: str, data_dir, out, metrics_out, threads
 
 
 def run_train(block: dict, *, scale: str, arm: str, seed: int, backbone, data_dir, out, state=None,
-              threads: int = 1) -> dict:
+              threads: int = 1, seq_out=None) -> dict:
+    """One run; for a forked pair (``fork_seq``: ``arm`` = <bench>_lae_<pet>) also the Seq-PET run
+    of the same order, written to ``seq_out``."""
     import torch
 
     from paperzoo.layers.pet import PETViT
@@ -133,7 +158,20 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, backbone, data_di
                            n_train_per_class=b.get("n_train_per_class"))
     method, pet = a["method"], a.get("pet")
     common = {"seed": seed, "size": size, "batch_size": tr["batch_size"], "lr": tr["lr"]}
-    if method in ("seq", "lae", "linear"):
+    pair = fork_pairs(block).get(arm_name)
+    if (pair is None) != (seq_out is None):
+        raise ValueError(f"lae: run arm {arm!r} " + ("runs with its Seq-PET arm: give --seq-out" if pair
+                                                     else "is not a forked LAE arm: --seq-out is not used"))
+    extra = {}
+    if pair is not None:
+        from .runs import run_seq_lae
+
+        cl = {"pet_kind": pet, "pet_cfg": block["pet"], "epochs": tr["epochs"], "freeze_epochs": tr["freeze_epochs"],
+              "ema_c": tr["ema_c"], "ema_decay_fixed": tr["ema_decay_fixed"], **common}
+        state_dir = None if state is None else Path(f"{state}.d")
+        (m_seq, i_seq), (metrics, info) = run_seq_lae(vit, bench, state_dir=state_dir, **cl)
+        extra = {"seq": (m_seq, i_seq)}
+    elif method in ("seq", "lae", "linear"):
         metrics, info = run_continual(vit, bench, method=method, pet_kind=pet, pet_cfg=block["pet"],
                                       epochs=tr["epochs"], freeze_epochs=tr["freeze_epochs"], ema_c=tr["ema_c"],
                                       ema_decay_fixed=tr["ema_decay_fixed"], state=state, **common)
@@ -144,15 +182,25 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, backbone, data_di
                                         warmup_steps=int(block["calib"]["warmup_steps"]), **common)
     else:
         raise ValueError(f"lae: arm {arm_name!r} has unknown method {method!r}")
-    meta = run_meta(t0, threads, PACKAGES, cpu_s=round(time.process_time() - c0, 3), benchmark=bench_name,
-                    method=method, pet=pet,
-                    n_tasks=bench.n_tasks, classes_per_task=int(b["classes_per_task"]),
-                    n_train=len(bench.train), n_test=len(bench.test),
-                    class_order="seeded permutation (seed = class order)", **info,
+    common_meta = {"cpu_s": round(time.process_time() - c0, 3), "benchmark": bench_name, "pet": pet,
+                   "n_tasks": bench.n_tasks, "classes_per_task": int(b["classes_per_task"]),
+                   "n_train": len(bench.train), "n_test": len(bench.test),
+                   "class_order": "seeded permutation (seed = class order)"}
+    if "seq" in extra:   # the pair's Seq-PET run first: the LAE file is the job's last output
+        m_seq, i_seq = extra["seq"]
+        meta = run_meta(t0, threads, PACKAGES, **common_meta, method="seq", **i_seq,
+                        forked_pair=f"{bench_name}_{arm_name}", deviations=deviations(block, "seq", pet, i_seq, tr))
+        write_run_metrics(seq_out, study=STUDY, scale=scale, arm=f"{bench_name}_{pair}", seed=seed,
+                          metrics=m_seq, meta=meta)
+    meta = run_meta(t0, threads, PACKAGES, **common_meta, method=method, **info,
                     deviations=deviations(block, method, pet, info, tr))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     if state is not None:
         Path(state).unlink(missing_ok=True)
+        if Path(f"{state}.d").is_dir():
+            import shutil
+
+            shutil.rmtree(f"{state}.d")
     return metrics
 
 
@@ -171,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backbone", type=Path, help="pretrained backbone.pt (train)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--state", type=Path, help="train: per-task resume file")
+    ap.add_argument("--seq-out", type=Path, help="train, forked LAE arm: the Seq-PET run's metrics.json")
     ap.add_argument("--metrics", type=Path, help="pretrain: metrics JSON to write; figures: aggregated metrics")
     ap.add_argument("--outdir", type=Path)
     need = {"pretrain": ["out", "metrics"], "train": ["arm", "backbone", "data_dir", "out"],
@@ -181,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                      threads=args.threads)
     elif args.step == "train":
         run_train(block, scale=args.scale, arm=args.arm, seed=args.seed, backbone=args.backbone,
-                  data_dir=args.data_dir, out=args.out, state=args.state, threads=args.threads)
+                  data_dir=args.data_dir, out=args.out, state=args.state, threads=args.threads,
+                  seq_out=args.seq_out)
     else:
         run_figures(block, scale=args.scale, metrics=args.metrics, outdir=args.outdir)
 
