@@ -39,7 +39,7 @@ def test_markdown_leads_with_paper_claims(claims_file):
     assert "+0.2 ± 0.043" in md and "| paired |" in md and "*a caveat*" in md
     assert "41.4, arXiv 0000.00000, Table 1 (unverified)" in md and "long text" in md.split("References")[1]
     assert "not run at this scale (claimed at: paper)" in md
-    assert "| [`demo`](#demo) | 2 | 1 | 1 | 0 | 0/0 | 1/1 |" in md   # overview row
+    assert "| `demo` | 2 | 1 | 1 | 0 | 0/0 | 1/1 |" in md   # overview row
 
 
 def test_csv_and_html(claims_file, tmp_path):

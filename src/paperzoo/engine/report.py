@@ -120,7 +120,7 @@ def overview(docs: list[dict]) -> list[str]:
     for doc in docs:
         k = counts(doc["claims"], "paper")
         n = sum(k.values()) - k[NOT_RUN]
-        cells = [f"[`{doc['study']}`](#{doc['study']})", str(n), str(k["reproduced"]), str(k["contradicted"]),
+        cells = [f"`{doc['study']}`", str(n), str(k["reproduced"]), str(k["contradicted"]),
                  str(k["inconclusive"])]
         for kind in ("prediction", "check"):
             kc = counts(doc["claims"], kind)
