@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 FIGURES = ("fig_accuracy_per_task", "table_main", "fig_lae_heatmap", "fig_prefix_calibration", "fig_paired_gains")
-GAINS = (("gain_lae_vs_seq", "LAE − Seq"), ("gain_freeze", "freeze only\n(online − Seq)"),
-         ("gain_ens_vs_online", "ensemble\n− online"), ("gain_offline_old", "old tasks:\noffline − online"),
-         ("gain_online_new", "new task:\nonline − offline"))
+GAINS = (("gain_lae_vs_seq", "LAE\n− Seq"), ("gain_freeze", "freeze\nonly"),
+         ("gain_ens_vs_online", "ens.\n− online"), ("gain_offline_old", "old tasks:\noff − on"),
+         ("gain_online_new", "new task:\non − off"))
 PETS = ("adapter", "lora", "prefix")
 
 
