@@ -1,6 +1,6 @@
 """paperzoo: one Snakemake DAG that regenerates the results of ten papers.
 
-See README.md for usage and ``../shared/DESIGN.md`` for the architecture. All logic lives
+See README.md for usage and ``docs/`` for the studies. All logic lives
 in this package; the workflow rules only call its entry points (``python -m ...``).
 """
 

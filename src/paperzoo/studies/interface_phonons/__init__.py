@@ -3,8 +3,8 @@
 Paper: Hangbo Zhou, Gang Zhang, Yong-Wei Zhang, "Effects of high order interatomic
 potential on elastic phonon scatterings", arXiv 2202.11037. Official code: none public.
 
-Only the abstract and the start of the introduction could be read (brief
-``shared/papers/phonons-lwp-interface.md`` §1, §3): the paper's Hamiltonian, parameters,
+Only the abstract and the start of the introduction of arXiv 2202.11037 could be read: the
+paper's Hamiltonian, parameters,
 temperatures and figure numbers are unknown. Everything here is a **minimal model in the
 spirit of the paper**, not a reproduction of its numbers; every parameter comes from the
 config block, and no number of the paper is typed anywhere.

@@ -1,6 +1,6 @@
 """Figures of the interface-phonon study, one function per figure (Agg backend, atomic PNG).
 
-The paper's own figure numbers are unknown (brief §1), so the figures are named after what
+The paper's own figure numbers are unknown (only its abstract could be read), so the figures are named after what
 they show. Each function takes plain arrays/dicts (from the step outputs) and a PNG path.
 """
 from __future__ import annotations

@@ -198,7 +198,7 @@ def run_localized(block: dict, *, scale: str, out, table, npz, threads: int = 1)
     # a missing localized mode at some T leaves NaN: drop those names (write_run_metrics wants finite)
     metrics = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
     write_run_metrics(out, study=STUDY, scale=scale, arm="localized", seed=0, metrics=metrics,
-                      meta=_meta(t0, threads, variant="light interface atoms (brief §3.4 a)",
+                      meta=_meta(t0, threads, variant="light interface atoms",
                                  m_a=kw["m_a"], m_b=kw["m_b"]))
     _write_csv(table, {"temperature": res["temperatures"], "keff": res["keff"], "n_localized": res["n_bound"],
                        "loc_omega": res["omega"], "loc_weight_ab": res["weight"], "loc_weight_a": res["weight_a"],

@@ -14,7 +14,7 @@ What this package reproduces (miniature on procedural ``shapes``; COCO 2017 at p
 * the KD loss of ``KDCriterion`` with the teacher's foreground confidence as point weight
   (FRW) and the official asymmetric normalisation (``losses.py``), plus the naive
   Hungarian-matched logit KD baseline (``losses.naive_kd_loss``);
-* the sampling ablation table (AP / AP50 / AP75 per arm; the paper's table is known only from slides, brief §4.2) and the
+* the sampling ablation table (AP / AP50 / AP75 per arm; the paper's table is known only from the public slides github.com/CashelF/kd-detr-presentation, unconfirmed) and the
   abstract's headline claim (R18 36.2 -> 41.4 AP) as direction-only claims (``paper.yaml``);
 * a consistency diagnostic (teacher-student box IoU and class KL on shared vs matched own
   queries), the paper's consistency premise measured directly (``diagnostics.py``).
