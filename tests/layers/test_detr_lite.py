@@ -47,7 +47,7 @@ def test_registry_overrides_and_errors():
         create_model("no_such_model")
     with pytest.raises(ValueError, match="already registered"):
         register_model(type("F", (), {"__name__": "test_cnn", "__call__": lambda self: None})())
-    assert list_models("detr_lite_*") == ["detr_lite_m", "detr_lite_s", "detr_lite_tiny"]
+    assert list_models("detr_lite_*") == ["detr_lite_m", "detr_lite_s", "detr_lite_s3", "detr_lite_s3_nb", "detr_lite_tiny"]
     assert "test_detr_lite" in list_models(module="paperzoo.layers")
     assert not list_models("*cpgnet*", module="paperzoo.layers")
 

@@ -11,8 +11,9 @@ from paperzoo.layers.matcher import HungarianMatcher
 from paperzoo.studies.kd_detr import losses, sampling, steps
 from paperzoo.studies.kd_detr.figures import FIGURES
 
-ARMS = {"baseline": {}, "naive_kd": {"naive": True}, "general": {"general": True}, "specific": {"specific": True},
-        "general_specific_nofrw": {"general": True, "specific": True, "frw": False},
+ARMS = {"baseline": {}, "naive_kd": {"naive": True}, "general": {"general": True, "frw": False},
+        "general_frw": {"general": True}, "specific": {"specific": True, "frw": False},
+        "specific_frw": {"specific": True}, "general_specific_nofrw": {"general": True, "specific": True, "frw": False},
         "kd_detr": {"general": True, "specific": True}}
 
 
@@ -26,7 +27,9 @@ def _block(**student) -> dict:
             "train": {"batch_size": 4, "weight_decay": 1e-4, "clip_grad": 0.1, "warmup": 1, "schedule": "step",
                       "drop_at": 0.8, "loss_weights": {"ce": 2.0, "bbox": 5.0, "giou": 2.0},
                       "matcher_costs": {"cls": 2.0, "bbox": 5.0, "giou": 2.0}},
-            "kd": {"temperature": 10.0, "num_general": 4, "weights": {"cls": 1.0, "bbox": 5.0, "giou": 2.0}},
+            "anchors": {"init": "normal", "mean": 0.0, "std": 1.0},
+            "kd": {"temperature": 10.0, "num_general": 4, "weights": {"cls": 1.0, "bbox": 5.0, "giou": 2.0},
+                   "naive_weights": {"cls": 10.0, "bbox": 1.0}},
             "eval": {"n_val": 8, "top_k": 100, "area_rule": "scaled", "n_diag": 4},
             "arms": ARMS}
 
@@ -58,10 +61,12 @@ def test_frw_weights_and_asymmetric_normalisation():
     kl = losses.kl_per_point(s_logits[0], t_logits[0], 10.0)
     torch.testing.assert_close(out["cls"], (w * kl).sum())              # summed, not normalised
     torch.testing.assert_close(out["bbox"], (w * 0.005).sum() / w.sum())  # |0.02| / 4 per point, weight-normalised
-    # w/o FRW (weights 1): cls sums over points, boxes average
-    ones = losses.point_loss(_out(s_logits, s_boxes), _out(t_logits, t_boxes), torch.ones(3), 10.0)
-    torch.testing.assert_close(ones["bbox"], torch.tensor(0.005))
-    torch.testing.assert_close(ones["cls"], kl.sum())
+    # w/o FRW: the official unweighted path, every term a MEAN over points
+    plain = losses.point_loss(_out(s_logits, s_boxes), _out(t_logits, t_boxes), None, 10.0)
+    torch.testing.assert_close(plain["bbox"], torch.tensor(0.005))
+    torch.testing.assert_close(plain["cls"], kl.mean())
+    nofrw = losses.distill_points(_out(s_logits, s_boxes), _out(t_logits, t_boxes), frw=False)
+    torch.testing.assert_close(nofrw["cls"], kl.mean())
 
 
 def test_identical_teacher_and_student_give_zero_kd_loss():
@@ -71,8 +76,29 @@ def test_identical_teacher_and_student_give_zero_kd_loss():
     for frw in (True, False):
         for v in losses.distill_points(out, out, frw=frw).values():
             assert float(v) == pytest.approx(0.0, abs=1e-5)
-    for v in losses.naive_kd_loss(out, _out(logits, boxes), HungarianMatcher()).values():
+    tgt = [{"labels": torch.tensor([0, 2]), "boxes": torch.tensor([[0.4, 0.4, 0.2, 0.2], [0.6, 0.5, 0.3, 0.2]])}] * 2
+    for v in losses.naive_kd_loss(out, out, tgt, HungarianMatcher()).values():
         assert float(v) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_naive_kd_pairs_own_queries_through_their_gt_matches():
+    """Official --loss_kd_logits: student query matched to GT j <-> teacher query matched to GT j;
+    one pair per GT box (foreground only), whatever the query order of either model."""
+    gt = {"labels": torch.tensor([1, 0]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.2, 0.3]])}
+    far = torch.tensor([0.5, 0.9, 0.05, 0.05])
+    logits = torch.full((1, 4, 3), -5.0)
+    s_boxes = torch.stack([far, gt["boxes"][0], far, gt["boxes"][1]])[None]   # GT0 -> q1, GT1 -> q3
+    t_boxes = torch.stack([gt["boxes"][1], far, gt["boxes"][0], far])[None]   # GT0 -> q2, GT1 -> q0
+    s_logits, t_logits = logits.clone(), logits.clone()
+    s_logits[0, 1, 1] = s_logits[0, 3, 0] = 3.0
+    t_logits[0, 2, 1] = t_logits[0, 0, 0] = 3.0
+    b, si, ti = losses.gt_matched_pairs(_out(s_logits, s_boxes), _out(t_logits, t_boxes), [gt], HungarianMatcher())
+    assert b.tolist() == [0, 0] and si.tolist() == [1, 3] and ti.tolist() == [2, 0]
+    out = losses.naive_kd_loss(_out(s_logits, s_boxes), _out(t_logits, t_boxes), [gt], HungarianMatcher())
+    assert float(out["bbox"]) == pytest.approx(0.0, abs=1e-6)   # paired boxes coincide; background never paired
+    t_boxes[0, 2, 0] += 0.01  # one paired teacher box moves: smooth-L1 (beta 1/9) over 2 pairs x 4 coords
+    out = losses.naive_kd_loss(_out(s_logits, s_boxes), _out(t_logits, t_boxes), [gt], HungarianMatcher())
+    assert float(out["bbox"]) == pytest.approx(0.5 * 0.01 ** 2 / (1 / 9) / 8, rel=1e-3)
 
 
 def test_every_student_layer_is_distilled_against_the_teacher_final_layer():
@@ -97,6 +123,31 @@ def test_general_points_are_fresh_per_step_and_reproducible():
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
     assert a.shape == (6, 4)
+
+
+def test_general_points_and_model_anchors_follow_one_law():
+    mean, std = [0.0, 0.5, -1.0, -1.0], [1.0, 1.0, 0.5, 0.5]
+    pts = torch.cat([sampling.general_points(1000, 0, k, mean, std) for k in range(4)])  # (4000, 4)
+    torch.testing.assert_close(pts.mean(0), torch.tensor(mean), atol=0.05, rtol=0)
+    torch.testing.assert_close(pts.std(0), torch.tensor(std), atol=0.05, rtol=0)
+    m = create_model("test_detr_lite", num_queries=400, anchor_init="normal", anchor_mean=mean, anchor_std=std,
+                     anchor_seed=3)
+    torch.testing.assert_close(m.anchors.detach().mean(0), torch.tensor(mean), atol=0.15, rtol=0)
+    again = create_model("test_detr_lite", num_queries=400, anchor_init="normal", anchor_mean=mean, anchor_std=std,
+                         anchor_seed=3)
+    torch.testing.assert_close(m.anchors, again.anchors)
+    with pytest.raises(ValueError, match="anchor_init"):
+        create_model("test_detr_lite", anchor_init="uniform")
+
+
+def test_teacher_and_student_anchors_are_independent_draws():
+    block = {**_block(), "teacher": {**_block()["teacher"], "model": "test_detr_lite"}}
+    t = steps.build_arm_model(block, "teacher", 4, 0)
+    s0, s0b, s1 = (steps.build_arm_model(block, "student", 4, k) for k in (0, 0, 1))
+    assert not torch.allclose(t.anchors, s0.anchors) and not torch.allclose(s0.anchors, s1.anchors)
+    torch.testing.assert_close(s0.anchors, s0b.anchors)
+    with pytest.raises(ValueError, match="kd_detr.anchors.init"):
+        steps.anchors_from_config({"anchors": {"init": "uniform"}})
 
 
 def test_specific_points_are_detached_teacher_anchors():
@@ -172,21 +223,26 @@ def tiny(tmp_path_factory):
         runs[arm] = root / arm / "metrics.json"
         steps.run_student(block, scale="tiny", arm=arm, seed=0, data_dir=root / "data",
                           teacher_checkpoint=root / "teacher.pt", init=root / "init.pt",
-                          checkpoint=root / arm / "model.pt", out=runs[arm], progress=False)
+                          checkpoint=root / arm / "model.pt", out=runs[arm], teacher_metrics=root / "teacher.json",
+                          progress=False)
     return {"root": root, "block": block, "runs": runs}
 
 
 def test_end_to_end_metrics(tiny):
     teacher = json.loads((tiny["root"] / "teacher.json").read_text())
-    assert teacher["arm"] == "teacher" and {"AP", "AP50", "AP75"} <= set(teacher["metrics"])
+    assert teacher["arm"] == "teacher" and {"AP", "AP50", "AP75", "teacher_conf_general", "teacher_conf_own",
+                                            "teacher_gtiou_general", "teacher_gtiou_own"} <= set(teacher["metrics"])
     for arm, f in tiny["runs"].items():
         run = json.loads(f.read_text())
         m = run["metrics"]
-        assert {"AP", "AP50", "AP75", "diag_iou_shared", "diag_iou_matched", "diag_kl_shared",
+        assert {"AP", "AP50", "AP75", "diag_iou_shared", "diag_iou_own", "diag_iou_shared_null",
+                "diag_iou_own_excess", "diag_kl_shared", "diag_iou_shared_id", "teacher_AP",
                 "train_img_per_s"} <= set(m), arm
+        assert m["teacher_AP"] == teacher["metrics"]["AP"]
         assert all(math.isfinite(v) for v in m.values())
         assert 0.0 <= m["diag_iou_shared"] <= 1.0
         assert any("initialisation" in d for d in run["meta"]["deviations"])
+        assert any("shared by every seed" in d for d in run["meta"]["deviations"])
 
 
 def test_paper_claims_resolve_and_figures(tiny, tmp_path):
@@ -270,3 +326,39 @@ def test_official_teacher_weights_are_refused_without_a_converter(tmp_path):
     with pytest.raises(SystemExit, match="key converter"):
         steps.run_teacher(block, scale="paper", data_dir=tmp_path, checkpoint=tmp_path / "t.pt",
                           out=tmp_path / "t.json", progress=False)
+
+
+# --- diagnostics -----------------------------------------------------------------------------
+
+def test_consistency_applies_one_pairing_rule_to_every_set():
+    """A student identical to the teacher (same weights, so its own queries ARE the shared
+    points): shared and own agreement, and their nulls, must coincide. The former diagnostic
+    (index pairing on shared points, optimal Hungarian pairing on own queries) could not pass
+    a stricter version of this with differing models; here the rule is the same by construction."""
+    from paperzoo.studies.kd_detr.diagnostics import consistency
+
+    torch.manual_seed(0)
+    teacher = create_model("test_detr_lite", anchor_init="normal", anchor_seed=0).eval()
+    student = create_model("test_detr_lite", anchor_init="normal", anchor_seed=0).eval()
+    student.load_state_dict(teacher.state_dict())
+    x = torch.randn(6, 3, 32, 32)
+    d = consistency(student, teacher, x, num_general=4)
+    assert d["diag_iou_shared"] == pytest.approx(1.0, abs=1e-5) and d["diag_iou_own"] == pytest.approx(1.0, abs=1e-5)
+    assert d["diag_iou_shared_null"] == pytest.approx(d["diag_iou_own_null"], abs=1e-6)
+    assert d["diag_iou_shared_excess"] == pytest.approx(d["diag_iou_own_excess"], abs=1e-6)
+    assert d["diag_kl_shared"] == pytest.approx(0.0, abs=1e-5)
+    from paperzoo.studies.kd_detr.diagnostics import _roll
+
+    out = {"pred_logits": torch.arange(3.0).view(3, 1, 1), "pred_boxes": torch.arange(3.0).view(3, 1, 1).expand(3, 1, 4)}
+    assert _roll(out)["pred_logits"].flatten().tolist() == [2.0, 0.0, 1.0]  # the null: another image's predictions
+
+
+def test_teacher_reliability_measures_confidence_and_gt_overlap():
+    from paperzoo.studies.kd_detr.diagnostics import teacher_reliability
+
+    torch.manual_seed(0)
+    teacher = create_model("test_detr_lite", anchor_init="normal", anchor_seed=0).eval()
+    tg = [{"boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]]), "labels": torch.tensor([0])}] * 3
+    r = teacher_reliability(teacher, torch.randn(3, 3, 32, 32), tg, num_general=4)
+    assert set(r) == {f"teacher_{k}_{s}" for k in ("conf", "frac_conf", "gtiou") for s in ("own", "general")}
+    assert all(0.0 <= v <= 1.0 for v in r.values())

@@ -31,7 +31,7 @@ rule kd_detr_teacher:
         checkpoint=res(KD, "teacher/model.pt"),
         metrics=res(KD, "teacher/metrics.json"),
     params:
-        cfg=lambda w: get_block(KD, "dataset", "coco_size", "teacher", "train", "eval"),
+        cfg=lambda w: get_block(KD, "dataset", "coco_size", "anchors", "teacher", "train", "kd", "eval"),
         scale=SCALE,
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
@@ -55,7 +55,7 @@ rule kd_detr_init:
     output:
         res(KD, "init/seed{seed}/model.pt"),
     params:
-        cfg=lambda w: get_block(KD, "dataset", "coco_size", "student", "train", "eval"),
+        cfg=lambda w: get_block(KD, "dataset", "coco_size", "anchors", "student", "train", "eval"),
         scale=SCALE,
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
@@ -76,6 +76,7 @@ rule kd_detr_student:
     input:
         data=KD_DATA,
         teacher=res(KD, "teacher/model.pt"),
+        teacher_metrics=res(KD, "teacher/metrics.json"),
         init=lambda w: res(KD, f"init/seed{w.seed if KD_INIT_SEED is None else KD_INIT_SEED}/model.pt"),
     output:
         metrics=res(KD, "runs/{arm}/seed{seed}/metrics.json"),
@@ -97,8 +98,8 @@ rule kd_detr_student:
     shell:
         "python -m paperzoo.studies.kd_detr.steps student --params {params.cfg:q} --scale {params.scale}"
         " --arm {wildcards.arm} --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir}"
-        " --teacher {input.teacher} --init {input.init} --checkpoint {output.checkpoint}"
-        " --out {output.metrics} > {log} 2>&1"
+        " --teacher {input.teacher} --teacher-metrics {input.teacher_metrics} --init {input.init}"
+        " --checkpoint {output.checkpoint} --out {output.metrics} > {log} 2>&1"
 
 
 rule kd_detr_figures:

@@ -67,6 +67,12 @@ def cnn_s16(**kw) -> SmallCNN:
 
 
 @register_model
+def cnn_s16_narrow(**kw) -> SmallCNN:
+    """Half-width probe backbone: 16-32-48-64, stride 16 (~1/4 of cnn_s16's parameters)."""
+    return SmallCNN(**{"channels": (16, 32, 48, 64), "strides": (2, 2, 2, 2), **kw})
+
+
+@register_model
 def cnn_s8(**kw) -> SmallCNN:
     """Same layers, last one stride 1: stride 8 (8x8 tokens at 64 px, ~1.6x slower DETR step)."""
     return SmallCNN(**{"channels": (32, 64, 96, 128), "strides": (2, 2, 2, 1), **kw})

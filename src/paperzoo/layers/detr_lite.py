@@ -32,6 +32,18 @@ def grid_anchors(num_queries: int, wh: float) -> Tensor:
     return torch.cat([xy, torch.full_like(xy, wh)], -1)
 
 
+def anchor_law_sample(num: int, mean: float | list[float] = 0.0, std: float | list[float] = 1.0,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """(num, 4) anchors in inverse-sigmoid cxcywh, each coordinate ~ N(mean, std).
+
+    ``mean``/``std``: a scalar or 4 values (cx, cy, w, h). (0, 1) is the law of DAB-DETR's
+    ``nn.Embedding`` anchors and of KD-DETR's general distillation points.
+    """
+    m = torch.as_tensor(mean, dtype=torch.float32).expand(4)
+    sd = torch.as_tensor(std, dtype=torch.float32).expand(4)
+    return torch.randn(num, 4, generator=generator) * sd + m
+
+
 class DETRLite(nn.Module):
     """DAB-DETR-lite detector.
 
@@ -40,16 +52,25 @@ class DETRLite(nn.Module):
     num_queries: Q detection queries per group. num_groups: G query groups used in
         training (Group DETR); 1 = plain DETR. pos_temperature: of the feature-grid sine
         encoding; DAB-DETR's 20 (not DETR's 10000) keeps every feature informative on a
-        small grid (at 10000 and 64 features most periods exceed 100 image widths). anchor_wh: initial anchor width/height;
-        group 0 starts on a grid, later groups on the same grid jittered by up to half a
-        cell (identical groups would receive identical gradients and never differ).
+        small grid (at 10000 and 64 features most periods exceed 100 image widths).
+    anchor_init: how the learnable anchors start.
+        ``"grid"``: group 0 on a grid of cell centres with width = height = ``anchor_wh``,
+        later groups on the same grid jittered by up to half a cell (identical groups would
+        receive identical gradients and never differ); deterministic.
+        ``"normal"``: DAB-DETR's default, ``nn.Embedding(Q, 4)`` init, i.e. every anchor
+        coordinate drawn from N(``anchor_mean``, ``anchor_std``) in inverse-sigmoid space
+        (N(0, 1) officially: boxes around the image centre, median width 0.5). Drawn from
+        ``anchor_seed`` when given (independent models get independent anchors), else from
+        the global RNG.
     """
 
     def __init__(self, backbone: str | nn.Module = "cnn_s16", num_classes: int = 4, d_model: int = 128,
                  nhead: int = 4, num_encoder_layers: int = 2, num_decoder_layers: int = 3,
                  dim_feedforward: int = 256, dropout: float = 0.0, num_queries: int = 16, num_groups: int = 1,
                  focal: bool = True, anchor_wh: float = 0.25, modulate_hw_attn: bool = True,
-                 pos_temperature: float = 20.0):
+                 pos_temperature: float = 20.0, anchor_init: str = "grid",
+                 anchor_mean: float | list[float] = 0.0, anchor_std: float | list[float] = 1.0,
+                 anchor_seed: int | None = None):
         super().__init__()
         self.backbone = create_model(backbone) if isinstance(backbone, str) else backbone
         self.num_classes, self.num_queries, self.num_groups, self.focal = num_classes, num_queries, num_groups, focal
@@ -62,11 +83,19 @@ class DETRLite(nn.Module):
         if focal:  # prior 0.01 for every class (RetinaNet), else focal loss swamps early training
             nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
 
-        anchors = grid_anchors(num_queries, anchor_wh).repeat(num_groups, 1)  # (G*Q, 4)
-        g = torch.Generator().manual_seed(num_queries)  # same init for any global seed state
-        jitter = (torch.rand(num_groups * num_queries, 2, generator=g) - 0.5) / math.ceil(math.sqrt(num_queries))
-        anchors[num_queries:, :2] += jitter[num_queries:]
-        self.anchors = nn.Parameter(box_ops.inverse_sigmoid(anchors.clamp(0.01, 0.99)))  # (G*Q, 4) logits
+        if anchor_init == "grid":
+            anchors = grid_anchors(num_queries, anchor_wh).repeat(num_groups, 1)  # (G*Q, 4)
+            g = torch.Generator().manual_seed(num_queries)  # same init for any global seed state
+            jitter = (torch.rand(num_groups * num_queries, 2, generator=g) - 0.5) / math.ceil(math.sqrt(num_queries))
+            anchors[num_queries:, :2] += jitter[num_queries:]
+            logits = box_ops.inverse_sigmoid(anchors.clamp(0.01, 0.99))
+        elif anchor_init == "normal":
+            logits = anchor_law_sample(num_groups * num_queries, anchor_mean, anchor_std,
+                                       None if anchor_seed is None else torch.Generator().manual_seed(anchor_seed))
+        else:
+            raise ValueError(f"DETRLite: anchor_init={anchor_init!r}; expected 'grid' or 'normal'")
+        self.anchor_law = {"init": anchor_init, "mean": anchor_mean, "std": anchor_std}
+        self.anchors = nn.Parameter(logits)  # (G*Q, 4) inverse-sigmoid cxcywh
 
     def own_anchors(self) -> Tensor:
         """Group 0's learned anchors (Q, 4), inverse-sigmoid cxcywh: KD-DETR's "specific" points."""
@@ -169,6 +198,22 @@ def detr_lite_tiny(**kw) -> DETRLite:
 def detr_lite_s(**kw) -> DETRLite:
     """Student (probe recipe S): cnn_s16, d64, 1 encoder / 2 decoder layers, ff 128, 16 queries."""
     return _detr(dict(backbone="cnn_s16", d_model=64, nhead=4, num_encoder_layers=1, num_decoder_layers=2,
+                      dim_feedforward=128, num_queries=16), kw)
+
+
+@register_model
+def detr_lite_s3(**kw) -> DETRLite:
+    """KD-DETR teacher at mini: cnn_s16, d64, 2 encoder / 3 decoder layers, ff 128, 16 queries."""
+    return _detr(dict(backbone="cnn_s16", d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=3,
+                      dim_feedforward=128, num_queries=16), kw)
+
+
+@register_model
+def detr_lite_s3_nb(**kw) -> DETRLite:
+    """KD-DETR student at mini: ``detr_lite_s3``'s transformer on the half-width
+    ``cnn_s16_narrow`` backbone, as the official R50 -> R18 pair keeps the teacher's
+    transformer and changes only the backbone."""
+    return _detr(dict(backbone="cnn_s16_narrow", d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=3,
                       dim_feedforward=128, num_queries=16), kw)
 
 

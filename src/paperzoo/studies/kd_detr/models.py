@@ -31,6 +31,8 @@ if not is_model("dab_detr_r50"):
         return DETRLite(**{"backbone": TimmBackbone("resnet18", stride=32), **PAPER, **kw})
 
 
-def build_model(name: str, num_classes: int | None = None):
-    """Registry model ``name``; ``num_classes`` overrides the entry's default when given."""
-    return create_model(name, **({} if num_classes is None else {"num_classes": num_classes}))
+def build_model(name: str, num_classes: int | None = None, **kw):
+    """Registry model ``name``; ``num_classes`` and ``kw`` (e.g. the anchor law:
+    ``anchor_init``, ``anchor_mean``, ``anchor_std``, ``anchor_seed``) override the entry's
+    defaults when given."""
+    return create_model(name, **({} if num_classes is None else {"num_classes": num_classes}), **kw)

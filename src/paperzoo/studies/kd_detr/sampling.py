@@ -12,18 +12,20 @@ import torch
 from torch import Tensor, nn
 
 from paperzoo.engine.train import step_generator
+from paperzoo.layers.detr_lite import anchor_law_sample
 
 
-def general_points(num: int, seed: int, step: int) -> Tensor:
+def general_points(num: int, seed: int, step: int, mean=0.0, std=1.0) -> Tensor:
     """(num, 4) fresh random anchors of training step ``step``, inverse-sigmoid cxcywh.
 
     Official: a newly created ``nn.Embedding(num, 4)`` each iteration, i.e. N(0, 1) in
-    inverse-sigmoid space (boxes cluster around 0.5 after the sigmoid). Seeded by
-    ``(seed, step)`` so a resumed run draws the same points; identical for teacher and
-    student because both receive this one tensor.
+    inverse-sigmoid space, the law DAB-DETR's own anchors are initialised from; ``mean`` /
+    ``std`` (scalars or 4 values) are that law here too (``kd_detr.anchors``: the models'
+    anchors start from it). Seeded by ``(seed, step)`` so a resumed run draws the same
+    points; identical for teacher and student because both receive this one tensor.
     """
     g = step_generator(seed + 104_729, step)  # offset: independent of the step's flip draws
-    return torch.randn(num, 4, generator=g)
+    return anchor_law_sample(num, mean, std, g)
 
 
 def specific_points(teacher: nn.Module) -> Tensor:

@@ -60,10 +60,48 @@ def opt_from_config(block: dict, part: str) -> dict:
             "matcher": {k: float(v) for k, v in t["matcher_costs"].items()}}
 
 
+TEACHER_ANCHOR_SEED = 1_000_003   # anchor_seed = offset + seed: teacher and student anchors independent
+STUDENT_ANCHOR_SEED = 2_000_003
+
+
+def anchors_from_config(block: dict) -> dict:
+    """``kd_detr.anchors`` → DETRLite anchor keywords. One law for both models' anchor init
+    and the general points (official: DAB-DETR's ``nn.Embedding`` N(0, 1) in inverse-sigmoid
+    space for both)."""
+    a = block.get("anchors") or {}
+    init = str(a.get("init", "normal"))
+    if init not in ("normal", "grid"):
+        raise ValueError(f"kd_detr.anchors.init = {init!r}: expected 'normal' (DAB-DETR's N(mean, std) "
+                         "anchors) or 'grid'")
+
+    def four(key, default):
+        v = a.get(key, default)
+        v = [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v)
+        if isinstance(v, list) and len(v) != 4:
+            raise ValueError(f"kd_detr.anchors.{key} = {v}: expected one number or 4 (cx, cy, w, h)")
+        return v
+
+    return {"anchor_init": init, "anchor_mean": four("mean", 0.0), "anchor_std": four("std", 1.0)}
+
+
+def build_arm_model(block: dict, part: str, num_classes: int, seed: int):
+    """The teacher or a student (``part``) with its anchors drawn from ``anchors_from_config``
+    under its own anchor seed (teacher and student anchors are independent draws)."""
+    from .models import build_model
+
+    kw = anchors_from_config(block)
+    if kw["anchor_init"] == "normal":
+        kw["anchor_seed"] = (TEACHER_ANCHOR_SEED if part == "teacher" else STUDENT_ANCHOR_SEED) + seed
+    return build_model(block[part]["model"], num_classes, **kw)
+
+
 def kd_from_config(block: dict) -> dict:
-    k = block["kd"]
+    k, law = block["kd"], anchors_from_config(block)
+    nw = k.get("naive_weights", {"cls": 10.0, "bbox": 1.0})
     return {"temperature": float(k["temperature"]), "num_general": int(k["num_general"]),
-            "weights": {n: float(k["weights"][n]) for n in ("cls", "bbox", "giou")}}
+            "weights": {n: float(k["weights"][n]) for n in ("cls", "bbox", "giou")},
+            "naive_weights": {n: float(nw[n]) for n in ("cls", "bbox")},
+            "general_mean": law["anchor_mean"], "general_std": law["anchor_std"]}
 
 
 def eval_from_config(block: dict) -> dict:
@@ -153,27 +191,28 @@ def make_criterion(o: dict, num_classes: int, num_decoder_layers: int):
 
 
 def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=None, kd: dict | None = None,
-                 seed: int = 0):
+                 seed: int = 0, matcher=None):
     """``loss_fn(model, (images, targets, step))`` → (loss, parts): the Hungarian loss plus, for a
     distillation arm, ``loss_kd_<set>_<cls|bbox|giou>`` of each point set (``general``,
-    ``specific``) or of the matched own queries (``naive``), weighted by ``kd["weights"]``."""
+    ``specific``; coefficients ``kd["weights"]``) or ``loss_kd_naive_<cls|bbox>`` of the
+    GT-matched own queries (``naive``; coefficients ``kd["naive_weights"]``). ``matcher``:
+    the Hungarian matcher of the naive KD's GT matching (default: the criterion's)."""
     import torch
 
     from paperzoo.layers.criterion import weighted_loss
-    from paperzoo.layers.matcher import HungarianMatcher
 
     from .losses import distill_points, naive_kd_loss
     from .sampling import forward_with_points, general_points, specific_points
 
     arm = arm or {"general": False, "specific": False, "frw": True, "naive": False}
     distil = arm["general"] or arm["specific"] or arm["naive"]
-    kd_matcher = HungarianMatcher()
+    matcher = matcher if matcher is not None else criterion.matcher
 
     def loss_fn(model, batch):
         images, targets, step = batch
         points = {}
-        if arm["general"]:
-            points["general"] = general_points(kd["num_general"], seed, step)  # fresh every step
+        if arm["general"]:  # fresh every step, from the anchor law
+            points["general"] = general_points(kd["num_general"], seed, step, kd["general_mean"], kd["general_std"])
         if arm["specific"]:
             points["specific"] = specific_points(teacher)  # detached teacher anchors
         own, extra = forward_with_points(model, images, points)
@@ -192,11 +231,12 @@ def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=N
             sets["specific"] = distill_points(extra["specific"], t_own, temperature=kd["temperature"],
                                               frw=arm["frw"])
         if arm["naive"]:
-            sets["naive"] = naive_kd_loss(own, t_own, kd_matcher, temperature=kd["temperature"], frw=arm["frw"])
+            sets["naive"] = naive_kd_loss(own, t_own, targets, matcher, temperature=kd["temperature"])
         for name, terms in sets.items():
+            coef = kd["naive_weights"] if name == "naive" else kd["weights"]
             for k, v in terms.items():
                 parts[f"loss_kd_{name}_{k}"] = v
-                loss = loss + kd["weights"][k] * v
+                loss = loss + coef[k] * v
         return loss, parts
 
     return loss_fn
@@ -225,7 +265,9 @@ def evaluate(model, val, mean, std, *, top_k: int, area_rule: str, batch_size: i
 
 
 def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None = None,
-               dataset: str = "shapes", coco_size: int = 800) -> list[str]:
+               dataset: str = "shapes", coco_size: int = 800, block: dict | None = None) -> list[str]:
+    """Every recorded difference from the official recipe (``block``: the study config, for
+    the model pair, anchor law and teacher sharing)."""
     out = [f"AdamW lr {o['lr']:g}, {o['steps']} steps at batch {o['batch_size']}, {o['schedule']} drop at "
            f"{o['drop_at']:g} (official: lr 2e-4 / backbone 2e-5, 50 epochs, drop at 40, batch 64)",
            f"Hungarian loss weights ce {o['loss_weights']['ce']:g} / L1 {o['loss_weights']['bbox']:g} / GIoU "
@@ -241,6 +283,23 @@ def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None =
         shared = "one initialisation shared by every seed" if init_seed is not None else "a per-seed initialisation"
         out.append(f"student starts from {shared} ({init_steps} steps of plain Hungarian training, identical "
                    "for every arm): the miniature stand-in for the paper's ImageNet-pretrained student backbone")
+    if block is not None:
+        if dataset != "coco" and "student" in block:   # the teacher step's block has no student
+            t, st = block["teacher"]["model"], block["student"]["model"]
+            out.append(f"teacher {t} / student {st}: the student keeps the teacher's transformer (d_model, "
+                       "encoder and decoder depth, FFN, 16 queries) and halves the backbone's width, the miniature "
+                       "analogue of the official R50 -> R18 pair; both are DETR-lite, trained here")
+        law = anchors_from_config(block)
+        if law["anchor_init"] == "normal" and (law["anchor_mean"] != 0.0 or law["anchor_std"] != 1.0):
+            out.append(f"anchor law N({law['anchor_mean']}, {law['anchor_std']}) in inverse-sigmoid space for both "
+                       "models' anchors and the general points (official: N(0, 1) for both)")
+        elif law["anchor_init"] == "grid":
+            out.append("models' anchors start on a fixed grid while general points are N(mean, std) draws: the "
+                       "general points are then out of the anchors' distribution (official: one N(0, 1) law)")
+        out.append(f"the teacher is trained once (seed {block['teacher'].get('seed', 0)}) and shared by every seed; "
+                   "seeds vary the student's anchors, initialisation and data order")
+        out.append(f"general points per step: {block['kd']['num_general']} for 16 detection queries (official 300 "
+                   "for 300, the same 1:1 ratio)")
     return out
 
 
@@ -261,7 +320,7 @@ def _load_frozen(name: str, num_classes: int, checkpoint):
 
     from .models import build_model
 
-    m = build_model(name, num_classes)
+    m = build_model(name, num_classes)  # anchors come from the checkpoint
     load_trained(m, checkpoint)
     m.eval()
     for p in m.parameters():
@@ -274,7 +333,6 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     """Train the teacher (or refuse an unverified download) and write its COCO metrics."""
     from paperzoo.engine.train import load_trained, train
 
-    from .models import build_model
 
     url = block["teacher"].get("weights_url")
     if url is not None:  # null (default, every scale): the teacher is trained here
@@ -288,7 +346,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     seed = int(block["teacher"].get("seed", seed))
     ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
     o = opt_from_config(block, "teacher")
-    model = build_model(o["model"], train_set.num_classes)
+    model = build_arm_model(block, "teacher", train_set.num_classes, seed)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     history = train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed, mean, std),
                     steps=o["steps"], final=checkpoint, **optim_kwargs(model, o), progress=progress,
@@ -296,10 +354,18 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     history = load_trained(model, checkpoint)
     t_train = time.perf_counter() - t0
     metrics = evaluate(model, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
+    from paperzoo.data.sets import to_float
+
+    from .diagnostics import teacher_reliability
+
+    kd = kd_from_config(block)
+    metrics.update(teacher_reliability(model, to_float(val.images[:ev["n_diag"]], mean, std),
+                                       val.targets[:ev["n_diag"]], num_general=kd["num_general"],
+                                       general_mean=kd["general_mean"], general_std=kd["general_std"], seed=seed))
     meta = run_meta(t0, threads, PACKAGES, model=o["model"], n_params=sum(p.numel() for p in model.parameters()),
                     steps=o["steps"], train_s=round(t_train, 3), final_loss=history[-1]["loss"] if history else None,
                     n_val=len(val),
-                    deviations=deviations(o, scale, dataset=ev["dataset"], coco_size=ev["coco_size"]))
+                    deviations=deviations(o, scale, dataset=ev["dataset"], coco_size=ev["coco_size"], block=block))
     write_run_metrics(out, study=STUDY, scale=scale, arm="teacher", seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -310,11 +376,10 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
     constant lr after warmup (the arms' schedules start afterwards)."""
     from paperzoo.engine.train import train
 
-    from .models import build_model
 
     _, train_set, _, mean, std = _setup(block, data_dir, seed, threads)
     o = opt_from_config(block, "student")
-    model = build_model(o["model"], train_set.num_classes)
+    model = build_arm_model(block, "student", train_set.num_classes, seed)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     if o["init_steps"] == 0:  # no shared init (paper scale: pretrained backbone): the untrained model
         from paperzoo.engine.checkpoint import save_checkpoint
@@ -328,19 +393,20 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
 
 
 def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teacher_checkpoint, init, checkpoint,
-                out, threads: int = 1, progress: bool = True) -> dict:
-    """Train arm ``arm`` of seed ``seed`` from the shared init, evaluate, write metrics."""
+                out, teacher_metrics=None, threads: int = 1, progress: bool = True) -> dict:
+    """Train arm ``arm`` of seed ``seed`` from its seed's init, evaluate, write metrics
+    (``teacher_metrics``: the teacher's metrics.json; its AP is copied as ``teacher_AP`` so
+    the teacher-beats-student precondition can be judged per seed)."""
     from paperzoo.engine.train import load_trained, train
 
     from .diagnostics import consistency
-    from .models import build_model
 
     t0 = time.perf_counter()
     a = arm_from_config(block, arm)
     ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
     o, kd = opt_from_config(block, "student"), kd_from_config(block)
     teacher = _load_frozen(block["teacher"]["model"], train_set.num_classes, teacher_checkpoint)
-    model = build_model(o["model"], train_set.num_classes)
+    model = build_arm_model(block, "student", train_set.num_classes, seed)
     if o["init_steps"]:
         load_trained(model, init)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
@@ -354,7 +420,10 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     from paperzoo.data.sets import to_float
 
     diag_x = to_float(val.images[:ev["n_diag"]], mean, std)
-    metrics.update(consistency(model, teacher, diag_x, num_general=kd["num_general"], seed=seed))
+    metrics.update(consistency(model, teacher, diag_x, num_general=kd["num_general"], seed=seed,
+                               general_mean=kd["general_mean"], general_std=kd["general_std"]))
+    if teacher_metrics is not None:
+        metrics["teacher_AP"] = float(read_json(teacher_metrics)["metrics"]["AP"])
     metrics["train_img_per_s"] = o["steps"] * o["batch_size"] / t_train
     meta = run_meta(t0, threads, PACKAGES, model=o["model"], teacher=block["teacher"]["model"], arm_flags=a,
                     n_params=sum(p.numel() for p in model.parameters()), steps=o["steps"],
@@ -363,7 +432,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
                     timing_note="CPU, 1 thread, other core busy with other jobs: contended timings",
                     init_seed=block["student"].get("init_seed"),
                     deviations=deviations(o, scale, o["init_steps"], block["student"].get("init_seed"),
-                                          dataset=ev["dataset"], coco_size=ev["coco_size"]))
+                                          dataset=ev["dataset"], coco_size=ev["coco_size"], block=block))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -373,7 +442,10 @@ def run_figures(block: dict, *, scale: str, metrics, teacher_metrics, outdir) ->
 
     outdir = Path(outdir)
     agg, teacher = read_json(metrics), read_json(teacher_metrics)
-    arms = [a for a in block["arms"] if a in agg["arms"]]
+    order = ["baseline", "general", "general_frw", "specific", "specific_frw", "kd_detr", "general_specific_nofrw",
+             "naive_kd"]  # the paper's ablation rows first
+    arms = sorted((a for a in block["arms"] if a in agg["arms"]),
+                  key=lambda a: (order.index(a) if a in order else len(order), a))
     return [figures.table_sampling_ablation(agg, arms, outdir, teacher=teacher, labels=block["arms"]),
             figures.fig_ap_per_arm(agg, arms, outdir / "fig_ap_per_arm.png", scale=scale, teacher=teacher),
             figures.fig_consistency(agg, arms, outdir / "fig_consistency.png", scale=scale)]
@@ -405,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "student":
         run_student(block, scale=args.scale, arm=args.arm, seed=args.seed, data_dir=args.data_dir,
                     teacher_checkpoint=args.teacher, init=args.init, checkpoint=args.checkpoint, out=args.out,
-                    threads=args.threads)
+                    teacher_metrics=args.teacher_metrics, threads=args.threads)
     else:
         run_figures(block, scale=args.scale, metrics=args.metrics, teacher_metrics=args.teacher_metrics,
                     outdir=args.outdir)
