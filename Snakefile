@@ -19,6 +19,7 @@ include: "workflow/rules/valley_phonons.smk"
 include: "workflow/rules/cpgnet.smk"
 include: "workflow/rules/lae.smk"
 include: "workflow/rules/kd_detr.smk"
+include: "workflow/rules/cfnet.smk"
 include: "workflow/rules/report.smk"
 
 

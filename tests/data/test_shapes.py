@@ -182,3 +182,22 @@ def test_cli_writes_dataset_and_manifest(tmp_path, capsys):
         assert sha256_file(tmp_path / "out" / rel) == digest
     with pytest.raises(SystemExit):
         main(["pictures", "--params", "{}", "--out-dir", str(tmp_path)])
+
+
+def test_shapes_dense_config_block_generates_96_px_coco(tmp_path):
+    """The real ``data.shapes_dense`` block (config/config.yaml), shrunk, through ``generate``."""
+    from pathlib import Path
+
+    from paperzoo.engine.io import read_yaml
+
+    block = read_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml")["data"]["shapes_dense"]
+    m = generate("shapes_dense", {**block, "n_train": 8, "n_val": 4}, tmp_path)
+    assert m["dataset"] == "shapes_dense" and m["generator"] == "paperzoo.data.shapes"
+    assert m["counts"]["train"]["images"] == 8 and m["counts"]["val"]["images"] == 4
+    for split, n in (("train", 8), ("val", 4)):
+        coco = json.loads((tmp_path / "annotations" / f"instances_{split}.json").read_text())
+        assert len(coco["images"]) == n and all(im["width"] == im["height"] == 96 for im in coco["images"])
+        assert [c["name"] for c in coco["categories"]] == ["disc", "square", "triangle", "ring"]
+        per_image = np.bincount([a["image_id"] for a in coco["annotations"]], minlength=n + 1)[1:]
+        assert per_image.max() <= 6 and per_image.sum() >= 2 * n * 0.7     # 2-6 drawn, a few lost to occlusion
+        assert np.load(tmp_path / f"{split}_images.npy").shape == (n, 96, 96, 3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from paperzoo.engine.coco_eval import (METRIC_NAMES, area_ranges, evaluate, evaluate_detections,
+from paperzoo.engine.coco_eval import (ABS_METRIC_NAMES, METRIC_NAMES, area_ranges, evaluate, evaluate_detections,
                                        results_from_predictions)
 
 S = 64
@@ -151,3 +151,80 @@ def test_bad_arguments_are_named():
         evaluate(GT, [], iou_type="keypoints")
     with pytest.raises(ValueError, match="needs 'segmentation'"):
         evaluate(GT, [{"image_id": 1, "category_id": 1, "score": 1.0, "bbox": [0, 0, 1, 1]}], iou_type="segm")
+
+
+# --- absolute area split (abs_areas) ------------------------------------------------------------
+
+ABS = (144.0, 576.0)        # 12² / 24² px²
+# 4 images × (8×8 = 64 px² small, 16×16 = 256 px² medium, 30×30 = 900 px² large under ABS); at 64 px the
+# scaled rule calls them medium (> 10.24), large (> 92.16) and large
+GT_ABS = _gt([[(2 + i, 2, 8, 8, 1), (20, 4 + i, 16, 16, 1), (30, 30, 30, 30, 2)] for i in range(4)])
+SMALL_ABS = {a["id"] for a in GT_ABS["annotations"] if a["area"] <= ABS[0]}
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_abs_areas_perfect_predictions_and_unchanged_headline(iou_type):
+    res = _as_results(GT_ABS["annotations"])
+    plain = evaluate(GT_ABS, res, iou_type=iou_type)
+    m = evaluate(GT_ABS, res, iou_type=iou_type, abs_areas=ABS)
+    assert list(m) == list(METRIC_NAMES) + list(ABS_METRIC_NAMES)
+    np.testing.assert_equal({k: m[k] for k in METRIC_NAMES}, plain)     # exactly, NaN == NaN
+    assert all(m[k] == 1.0 for k in ABS_METRIC_NAMES)
+    assert math.isnan(m["AP_S"]) and m["AP_M"] == 1.0     # scaled rule: the 8×8 objects are medium at 64 px
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_missed_small_objects_lower_ap_s_abs_only(iou_type):
+    # 2 of the 4 small objects missed: precision 1 up to recall 0.5 → 51 of 101 points in the small range
+    res = _as_results([a for a in GT_ABS["annotations"] if a["id"] not in SMALL_ABS or a["image_id"] <= 2])
+    plain = evaluate(GT_ABS, res, iou_type=iou_type)
+    m = evaluate(GT_ABS, res, iou_type=iou_type, abs_areas=ABS)
+    np.testing.assert_equal({k: m[k] for k in METRIC_NAMES}, plain)     # exactly, NaN == NaN
+    assert m["AP_S_abs"] == pytest.approx(51 / 101) and m["AR_S_abs"] == pytest.approx(0.5)
+    assert m["AP_M_abs"] == 1.0 and m["AP_L_abs"] == 1.0 and m["AR_M_abs"] == 1.0 and m["AR_L_abs"] == 1.0
+    assert m["AP"] < 1.0 and m["AP_M"] == pytest.approx(51 / 101)   # scaled: the misses count as medium
+
+
+def test_small_false_positive_lowers_ap_s_abs_only():
+    fp = {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [50.0, 2.0, 6.0, 6.0],   # 36 px², unmatched
+          "segmentation": _rle(50, 2, 6, 6)}
+    m = evaluate(GT_ABS, _as_results(GT_ABS["annotations"], score=0.5) + [fp], abs_areas=ABS)
+    # small range of class 1: the FP ranks first → precision 1/2 … 4/5, interpolated 0.8 everywhere
+    assert m["AP_S_abs"] == pytest.approx(0.8)
+    assert m["AP_M_abs"] == 1.0 and m["AP_L_abs"] == 1.0 and m["AR_S_abs"] == 1.0
+
+
+def test_abs_areas_upper_bounds_are_inclusive_lower_bounds_exclusive():
+    # 12×12 = 144 px² is small only, 24×24 = 576 px² medium only (COCO's own ranges overlap at the bounds)
+    for side, size in ((12, "S"), (24, "M")):
+        gt = _gt([[(10, 10, side, side, 1)]])
+        m = evaluate(gt, _as_results(gt["annotations"]), abs_areas=ABS)
+        assert m[f"AP_{size}_abs"] == pytest.approx(1.0)     # 1 / (1 + eps): COCOeval's precision
+        assert sum(math.isnan(m[f"AP_{z}_abs"]) for z in "SML") == 2, m
+
+
+def test_abs_areas_at_the_scaled_thresholds_reproduce_the_scaled_split():
+    res = _as_results([a for a in GT_ABS["annotations"] if a["area"] != 256 or a["image_id"] == 1])
+    m = evaluate(GT_ABS, res, abs_areas=(3.2**2, 9.6**2))      # = area_ranges(64); no area on a bound
+    for k in ("AP_S", "AP_M", "AP_L", "AR_S", "AR_M", "AR_L"):
+        assert m[f"{k}_abs"] == pytest.approx(m[k], nan_ok=True), k
+
+
+def test_abs_areas_with_empty_predictions_and_in_evaluate_detections():
+    m = evaluate(GT_ABS, [], abs_areas=ABS)
+    assert all(m[k] == 0.0 for k in ABS_METRIC_NAMES)
+    gt = _gt([[(10, 10, 8, 8, 1)]])                             # only a small object: M and L NaN
+    m = evaluate(gt, [], abs_areas=ABS)
+    assert m["AP_S_abs"] == 0.0 and math.isnan(m["AP_M_abs"]) and math.isnan(m["AR_L_abs"])
+    d = evaluate_detections(GT_ABS, _as_results(GT_ABS["annotations"]), abs_areas=ABS)
+    assert d["bbox_AP_S_abs"] == 1.0 and d["segm_AR_L_abs"] == 1.0 and "bbox_AP" in d
+    assert not any(k.endswith("_abs") for k in evaluate_detections(GT_ABS, []))
+
+
+@pytest.mark.parametrize("bad", [(576, 144), (144, 144), (0, 576), (-1, 576), (144,), (144, 576, 1000), "12",
+                                 (144, float("nan"))])
+def test_bad_abs_areas_are_named(bad):
+    with pytest.raises(ValueError, match=r"abs_areas = .*expected"):
+        evaluate(GT_ABS, _as_results(GT_ABS["annotations"]), abs_areas=bad)
+    with pytest.raises(ValueError, match=r"abs_areas"):
+        evaluate(GT_ABS, [], abs_areas=bad)

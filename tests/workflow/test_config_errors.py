@@ -38,3 +38,17 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "'scale' = 'tyni': expected one of" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("scale", ["tiny", "mini", "paper"])
+def test_shapes_dense_block_validates_and_its_typos_are_named(scale):
+    from paperzoo.engine.io import read_yaml
+
+    base = {**read_yaml(REPO / "config" / "config.yaml"), "scale": scale}
+    assert resolve(base, REPO)["data"]["shapes_dense"]["image_size"] == 96
+    bad = {**base, "data": {**base["data"], "shapes_dense": {**base["data"]["shapes_dense"], "min_sise": 6}}}
+    with pytest.raises(ConfigError, match=r"'data\.shapes_dense\.min_sise'.*not allowed"):
+        resolve(bad, REPO)
+    missing = {**base, "data": {k: v for k, v in base["data"].items() if k != "shapes_dense"}}
+    with pytest.raises(ConfigError, match=r"shapes_dense"):
+        resolve(missing, REPO)

@@ -63,7 +63,7 @@ def get_block(study, *keys):
 
 
 # Datasets of the embedded scales (workflow/rules/data.smk); COCO 2017 at paper scale.
-DATASETS = ["shapes", "shapes_easy", "classes", "digits", "synthscan"]
+DATASETS = ["shapes", "shapes_easy", "shapes_dense", "classes", "digits", "synthscan"]
 
 
 def get_data_block(dataset):

@@ -1,6 +1,9 @@
 """Generate an embedded-scale dataset (what the ``data`` Snakemake rules call).
 
-    python -m paperzoo.data.generate <shapes|classes|digits> --params P --out-dir results/data/<dataset>/<scale>
+    python -m paperzoo.data.generate <dataset> --params P --out-dir results/data/<dataset>/<scale>
+
+``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense`` are
+three specs of the same generator, :mod:`.shapes`).
 
 ``P`` is the dataset's config block (``data.<dataset>`` after the scale overlay) as JSON
 text or a JSON file. Only the ``*_from_config`` functions read it. The command writes the
@@ -30,7 +33,8 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-DATASETS = ("shapes", "shapes_easy", "classes", "digits", "synthscan")   # shapes_easy: a second shapes spec
+SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense")   # one generator (.shapes), three config specs
+DATASETS = (*SHAPES_DATASETS, "classes", "digits", "synthscan")
 MANIFEST = "manifest.json"
 
 
@@ -104,7 +108,7 @@ def generate(dataset: str, block: dict, out_dir: str | Path, *, threads: int = 1
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_previous(out_dir)
-    if dataset in ("shapes", "shapes_easy"):
+    if dataset in SHAPES_DATASETS:
         from .shapes import write_shapes
 
         kw = shapes_from_config(block)

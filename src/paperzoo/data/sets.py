@@ -10,6 +10,8 @@ indexing: no ``DataLoader``, no worker processes (the 2 CPU cores are the bottle
 * :class:`DetectionBatch` — what every detection batch iterator yields, in memory or
   from real COCO (:mod:`.coco`): ``images`` float (B, 3, H, W), ``targets``,
   ``pad_mask`` bool (B, H, W) True on padding (None when no image was padded)
+* :class:`StepBatches` — step ``i`` → batch of a :class:`DetectionSet`, a function of
+  ``(seed, i)`` only (what ``engine.train.train`` wants: resumed runs stay bit-identical)
 
 On-disk format: :mod:`.store` (written without importing torch).
 """
@@ -199,6 +201,41 @@ class DetectionSet:
                 images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
                 targets = [hflip_target(t) if f else t for t, f in zip(targets, flip.tolist())]
             yield DetectionBatch(to_float(images, mean, std), targets, None)
+
+
+class StepBatches:
+    """Step-indexed detection batches: ``batches(i)`` → ``(images, targets, i)``.
+
+    ``images`` float32 (B, 3, H, W), ``to_float`` of the uint8 images with per-channel
+    ``mean, std`` (of [0, 1] pixels); ``targets`` one ``{"labels" int64 (n,), "boxes"
+    float32 (n, 4) normalised cx, cy, w, h}`` per image. Sample order: a fresh seeded
+    permutation per epoch (``engine.train.IndexBatches``, last incomplete batch dropped);
+    with ``hflip`` each image is flipped horizontally with probability 1/2, drawn from
+    ``engine.train.step_generator(seed, i)``. So step ``i``'s batch depends on
+    ``(seed, i)`` only — not on the call order nor the global RNG — and every arm run
+    with the same seed sees the same images (bit-identical to kd_detr's ``ShapesBatches``).
+    ``dset``: anything with ``images`` uint8 (N, 3, H, W) and ``targets`` (a :class:`DetectionSet`).
+    """
+
+    def __init__(self, dset, batch_size: int, seed: int, mean, std, hflip: bool = True):
+        from paperzoo.engine.train import IndexBatches
+
+        self.dset, self.seed, self.mean, self.std, self.hflip = dset, seed, mean, std, hflip
+        self.sampler = IndexBatches(len(dset), batch_size, seed)
+
+    def __call__(self, i: int) -> tuple[torch.Tensor, list[dict], int]:
+        from paperzoo.engine.train import step_generator
+
+        idx = self.sampler(i)                                                             # (B,)
+        if self.hflip:
+            flip = torch.rand(len(idx), generator=step_generator(self.seed, i)) < 0.5  # (B,)
+        else:
+            flip = torch.zeros(len(idx), dtype=torch.bool)
+        imgs = self.dset.images[idx]
+        imgs = torch.where(flip.view(-1, 1, 1, 1), imgs.flip(-1), imgs)
+        tgts = [hflip_target(self.dset.targets[j]) if f else self.dset.targets[j]
+                for f, j in zip(flip.tolist(), idx.tolist())]
+        return to_float(imgs, self.mean, self.std), [{"labels": t["labels"], "boxes": t["boxes"]} for t in tgts], i
 
 
 def hflip_target(t: dict) -> dict:

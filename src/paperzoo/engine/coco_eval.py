@@ -17,6 +17,22 @@ so with ``area_rule="scaled"`` they keep the same *fraction of the image*:
 if given, else the median longer side of the ground-truth images. ``area_rule="coco"``
 keeps COCO's defaults (use it at ``paper`` scale). The same ranges apply to AR_S/M/L.
 
+**Absolute split** (``abs_areas=(a1, a2)`` px², optional): for claims about small objects
+on small images, a second, *absolute* split is reported beside the headline one, e.g.
+``(144, 576)`` = 12² / 24² px²:
+
+    AP_S_abs, AR_S_abs : area ≤ a1        AP_M_abs, AR_M_abs : a1 < area ≤ a2
+    AP_L_abs, AR_L_abs : area > a2
+
+(half-open, unlike COCO's closed ranges above, so an object of area exactly ``a1`` is
+small only). They come from the same ``COCOeval`` run, its ``params.areaRng`` extended
+by these three ranges after the usual (all, small, medium, large) — the same numbers as
+a second run with ``areaRng = [all, [0, a1], (a1, a2], (a2, ∞)]``; COCOeval evaluates
+every range independently, so the twelve headline numbers are unchanged. NaN for a range
+without ground truth, as above. Areas are the ground truth's ``area`` field (for
+``shapes``: the visible mask area, also for ``bbox``) and, for unmatched detections,
+their box (``bbox``) or mask (``segm``) area.
+
 Predictions are COCO result dicts (``image_id``, ``category_id``, ``score`` and ``bbox``
 [x, y, w, h] px and/or ``segmentation`` RLE); :func:`results_from_predictions` builds them
 from DETR-style per-image outputs. Empty predictions give 0.0 for every range that has
@@ -41,6 +57,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR1", "AR10", "AR100", "AR_S", "AR_M", "AR_L")
+ABS_METRIC_NAMES = ("AP_S_abs", "AP_M_abs", "AP_L_abs", "AR_S_abs", "AR_M_abs", "AR_L_abs")   # with abs_areas
 COCO_REFERENCE_SIDE = 640.0       # longer side of a COCO image: where 32² / 96² were defined
 COCO_SMALL, COCO_LARGE = 32.0, 96.0
 _MAX_AREA = 1e5**2                # COCO's "no upper bound"
@@ -55,6 +72,22 @@ def area_ranges(image_size: float | None) -> list[list[float]]:
     k = 1.0 if image_size is None else float(image_size) / COCO_REFERENCE_SIDE
     s, m = (COCO_SMALL * k) ** 2, (COCO_LARGE * k) ** 2
     return [[0.0, _MAX_AREA], [0.0, s], [s, m], [m, _MAX_AREA]]
+
+
+def abs_area_ranges(abs_areas: Sequence[float]) -> list[list[float]]:
+    """The three absolute ranges (small, medium, large) of ``abs_areas = (a1, a2)`` px²:
+    [0, a1], (a1, a2], (a2, ∞) — an open lower end as the next float above it."""
+    try:
+        if isinstance(abs_areas, (str, bytes)):
+            raise TypeError
+        a1, a2 = (float(a) for a in abs_areas)
+    except (TypeError, ValueError):
+        raise ValueError(f"abs_areas = {abs_areas!r}: expected two areas (a1, a2) in px², "
+                         "e.g. (144, 576) = 12², 24²") from None
+    if not (0 < a1 < a2 < _MAX_AREA):
+        raise ValueError(f"abs_areas = {abs_areas!r}: expected 0 < a1 < a2 (px², small ≤ a1 < medium ≤ a2 < "
+                         "large), e.g. (144, 576) = 12², 24²")
+    return [[0.0, a1], [float(np.nextafter(a1, np.inf)), a2], [float(np.nextafter(a2, np.inf)), _MAX_AREA]]
 
 
 def load_coco_gt(gt: str | os.PathLike | dict | COCO) -> COCO:
@@ -73,15 +106,35 @@ def _image_side(coco: COCO, img_ids: Sequence[int]) -> float:
     return float(np.median(sides))
 
 
-def _empty_metrics(coco: COCO, img_ids: Sequence[int], ranges: list[list[float]]) -> dict[str, float]:
+def _empty_metrics(coco: COCO, img_ids: Sequence[int], ranges: list[list[float]],
+                   abs_ranges: list[list[float]] | None = None) -> dict[str, float]:
     """Metrics of an empty prediction list: 0 where the range holds ground truth, NaN elsewhere."""
     anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=list(img_ids))) if not a.get("iscrowd", 0)]
     areas = np.array([a["area"] for a in anns], float)
-    has = [bool(((areas >= lo) & (areas <= hi)).any()) for lo, hi in ranges]
+    has = [bool(((areas >= lo) & (areas <= hi)).any()) for lo, hi in ranges + (abs_ranges or [])]
     zero = lambda ok: 0.0 if ok else float("nan")  # noqa: E731
     which = {"AP": 0, "AP50": 0, "AP75": 0, "AP_S": 1, "AP_M": 2, "AP_L": 3, "AR1": 0, "AR10": 0, "AR100": 0,
-             "AR_S": 1, "AR_M": 2, "AR_L": 3}
-    return {name: zero(has[which[name]]) for name in METRIC_NAMES}
+             "AR_S": 1, "AR_M": 2, "AR_L": 3, "AP_S_abs": 4, "AP_M_abs": 5, "AP_L_abs": 6, "AR_S_abs": 4,
+             "AR_M_abs": 5, "AR_L_abs": 6}
+    names = METRIC_NAMES + (ABS_METRIC_NAMES if abs_ranges else ())
+    return {name: zero(has[which[name]]) for name in names}
+
+
+_ABS_LABELS = ("small_abs", "medium_abs", "large_abs")
+
+
+def _abs_stats(ev: COCOeval) -> dict[str, float]:
+    """AP and AR (IoU .50:.95, 100 detections) of the absolute ranges of an accumulated
+    ``ev``: COCOeval's own ``summarize`` formula (mean over the entries > -1), NaN if none."""
+    p, out = ev.params, {}
+    m = 2                                     # summarize's AP_S/M/L and AR_S/M/L: maxDets[2] (100)
+    for kind in ("AP", "AR"):
+        for size, label in zip("SML", _ABS_LABELS):
+            a = p.areaRngLbl.index(label)
+            s = ev.eval["precision"][:, :, :, a, m] if kind == "AP" else ev.eval["recall"][:, :, a, m]
+            s = s[s > -1]
+            out[f"{kind}_{size}_abs"] = float(np.mean(s)) if s.size else float("nan")
+    return out
 
 
 def _strip(results: Iterable[dict], iou_type: str) -> list[dict]:
@@ -96,11 +149,14 @@ def _strip(results: Iterable[dict], iou_type: str) -> list[dict]:
 
 def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, iou_type: str = "bbox",
              area_rule: AreaRule = "scaled", image_size: float | None = None,
-             img_ids: Sequence[int] | None = None) -> dict[str, float]:
+             img_ids: Sequence[int] | None = None,
+             abs_areas: tuple[float, float] | None = None) -> dict[str, float]:
     """COCO summary metrics of ``results`` against ``gt`` for one IoU type (``bbox`` or ``segm``).
 
     ``img_ids`` restricts the evaluation (default: every ground-truth image, including
-    images with no prediction). Returns ``{name: value}`` for :data:`METRIC_NAMES`.
+    images with no prediction). Returns ``{name: value}`` for :data:`METRIC_NAMES`, plus
+    :data:`ABS_METRIC_NAMES` when ``abs_areas = (a1, a2)`` px² is given (absolute split
+    ≤ a1 < ... ≤ a2 < ..., see the module docstring; the headline metrics do not change).
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type = {iou_type!r}: expected 'bbox' or 'segm'")
@@ -110,28 +166,38 @@ def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, io
     img_ids = sorted(coco_gt.getImgIds()) if img_ids is None else list(img_ids)
     side = None if area_rule == "coco" else (image_size or _image_side(coco_gt, img_ids))
     ranges = area_ranges(side)
+    abs_ranges = None if abs_areas is None else abs_area_ranges(abs_areas)
     results = _strip(results, iou_type)
     if not results:
-        return _empty_metrics(coco_gt, img_ids, ranges)
+        return _empty_metrics(coco_gt, img_ids, ranges, abs_ranges)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(copy.deepcopy(results))   # loadRes edits the dicts it is given
         ev = COCOeval(coco_gt, coco_dt, iou_type)
         ev.params.imgIds = img_ids
         ev.params.areaRng = ranges
+        if abs_ranges is not None:   # (all, small, medium, large) first, as summarize expects
+            ev.params.areaRng = ranges + abs_ranges
+            ev.params.areaRngLbl = ["all", "small", "medium", "large", *_ABS_LABELS]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {name: (float("nan") if v < 0 else float(v)) for name, v in zip(METRIC_NAMES, ev.stats)}
+    out = {name: (float("nan") if v < 0 else float(v)) for name, v in zip(METRIC_NAMES, ev.stats)}
+    if abs_ranges is not None:
+        out.update(_abs_stats(ev))
+    return out
 
 
 def evaluate_detections(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *,
                         iou_types: Sequence[str] = ("bbox", "segm"), area_rule: AreaRule = "scaled",
-                        image_size: float | None = None, img_ids: Sequence[int] | None = None) -> dict[str, float]:
-    """:func:`evaluate` for each IoU type, names prefixed: ``bbox_AP``, ..., ``segm_AR_L``."""
+                        image_size: float | None = None, img_ids: Sequence[int] | None = None,
+                        abs_areas: tuple[float, float] | None = None) -> dict[str, float]:
+    """:func:`evaluate` for each IoU type, names prefixed: ``bbox_AP``, ..., ``segm_AR_L``
+    (and ``bbox_AP_S_abs``, ..., ``segm_AR_L_abs`` with ``abs_areas``)."""
     coco_gt = load_coco_gt(gt)
     out = {}
     for t in iou_types:
-        m = evaluate(coco_gt, results, iou_type=t, area_rule=area_rule, image_size=image_size, img_ids=img_ids)
+        m = evaluate(coco_gt, results, iou_type=t, area_rule=area_rule, image_size=image_size, img_ids=img_ids,
+                     abs_areas=abs_areas)
         out.update({f"{t}_{k}": v for k, v in m.items()})
     return out
 

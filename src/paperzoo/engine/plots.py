@@ -19,6 +19,20 @@ def arm_stat(agg: dict, arm: str, name: str) -> tuple[float, float, int]:
     return (np.nan, 0.0, 0) if m is None else (float(m["mean"]), float(m["std"]), int(m["n"]))
 
 
+def paired_delta(agg: dict, arm: str, ref: str, name: str = "AP") -> tuple[float, float, int]:
+    """Mean paired difference ``arm - ref`` of metric ``name`` over their common seeds and
+    its 95 % half-width (Student t, n - 1 df); ``(nan, nan, 0)`` if unavailable."""
+    from scipy import stats
+
+    a = agg["arms"].get(arm, {}).get(name, {}).get("by_seed") or {}
+    b = agg["arms"].get(ref, {}).get(name, {}).get("by_seed") or {}
+    d = np.array([a[k] - b[k] for k in sorted(set(a) & set(b))], float)
+    if len(d) == 0:
+        return np.nan, np.nan, 0
+    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+    return float(d.mean()), h, len(d)
+
+
 def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130) -> None:
     """Stamp ``label`` in the corner, tighten, write ``path`` atomically and close ``fig``."""
     import matplotlib.pyplot as plt

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from paperzoo.engine.io import atomic_path  # noqa: E402
-from paperzoo.engine.plots import arm_stat, save_figure  # noqa: E402
+from paperzoo.engine.plots import arm_stat, paired_delta, save_figure  # noqa: E402
 
 FIGURES = ("table_sampling_ablation", "fig_ap_per_arm", "fig_consistency")
 _LABEL = "KD-DETR (arXiv 2211.08071) reproduction"
@@ -33,20 +33,6 @@ _get = arm_stat
 # the paper's sampling-ablation rows (slides transcription, unconfirmed) by our arm
 PAPER_ROWS = {"baseline": 36.2, "general": 38.7, "general_frw": 39.9, "specific": 40.0, "specific_frw": 40.2,
               "kd_detr": 41.4}
-
-
-def paired_delta(agg: dict, arm: str, ref: str, name: str = "AP") -> tuple[float, float, int]:
-    """Mean paired difference ``arm - ref`` of metric ``name`` over their common seeds and
-    its 95 % half-width (Student t, n - 1 df); ``(nan, nan, 0)`` if unavailable."""
-    from scipy import stats
-
-    a = agg["arms"].get(arm, {}).get(name, {}).get("by_seed") or {}
-    b = agg["arms"].get(ref, {}).get(name, {}).get("by_seed") or {}
-    d = np.array([a[k] - b[k] for k in sorted(set(a) & set(b))], float)
-    if len(d) == 0:
-        return np.nan, np.nan, 0
-    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
-    return float(d.mean()), h, len(d)
 
 
 def points_label(flags: dict) -> str:
