@@ -23,9 +23,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
-from paperzoo.engine.config import resolve  # noqa: E402
+from paperzoo.engine.config import resolve, set_dotted  # noqa: E402
 from paperzoo.engine.io import read_yaml, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,13 +47,7 @@ def main() -> None:
 
     cfg = resolve({**read_yaml(REPO / "config" / "config.yaml"), "scale": "mini"}, REPO)
     block = cfg["cfnet"]
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        *path, last = k.split(".")
-        d = block
-        for p in path:
-            d = d.setdefault(p, {})
-        d[last] = yaml.safe_load(v)
+    set_dotted(block, args.set)
     if args.steps:
         block["train"]["steps"] = args.steps
     o, ev = cf.train_from_config(block), cf.eval_from_config(block)

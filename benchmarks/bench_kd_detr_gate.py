@@ -26,20 +26,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
-from paperzoo.engine.config import resolve  # noqa: E402
+from paperzoo.engine.config import resolve, set_dotted  # noqa: E402
 from paperzoo.engine.io import read_yaml, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def set_key(block: dict, dotted: str, value) -> None:
-    *path, last = dotted.split(".")
-    d = block
-    for k in path:
-        d = d.setdefault(k, {})
-    d[last] = value
 
 
 def main() -> None:
@@ -63,9 +54,7 @@ def main() -> None:
 
     cfg = resolve({**read_yaml(REPO / "config" / "config.yaml"), "scale": "mini"}, REPO)
     block = cfg["kd_detr"]
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        set_key(block, k, yaml.safe_load(v))
+    set_dotted(block, args.set)
     data_dir = REPO / "results" / "data" / block["dataset"] / "mini"
     ev = kd.eval_from_config(block)
     seed = int(block["teacher"].get("seed", 0)) if args.part == "teacher" else args.seed

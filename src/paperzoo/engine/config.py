@@ -78,3 +78,26 @@ def resolve(config: Mapping, root: str | Path) -> dict:
 def study_block(config: Mapping, study: str) -> dict[str, Any]:
     """A copy of the ``<study>:`` block (what a study's ``from_config`` functions unpack)."""
     return copy.deepcopy(dict(config[study]))
+
+
+def set_dotted(block: dict, assignments: list[str]) -> dict:
+    """Apply ``KEY=VALUE`` strings to ``block`` in place (``KEY`` dotted, ``VALUE`` read as
+    YAML, missing intermediate blocks created): the ``--set`` option of the benchmarks."""
+    import yaml
+
+    for kv in assignments:
+        if "=" not in kv:
+            raise ConfigError(f"--set {kv!r}: expected KEY=VALUE (e.g. train.lr=1e-3)")
+        key, value = kv.split("=", 1)
+        *path, last = key.split(".")
+        node = block
+        for part in path:
+            node = node.setdefault(part, {})
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads "2e-3" (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        node[last] = parsed
+    return block

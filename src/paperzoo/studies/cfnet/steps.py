@@ -134,26 +134,10 @@ def param_groups(model, block: dict, arm: str):
 # --- data and evaluation --------------------------------------------------------------------
 
 def load_data(data_dir, dataset: str, n_val: int, coco_size: int = 1024):
-    """Train and val sets and the per-channel mean/std (of [0, 1] pixels) used to normalise.
+    """Train and val sets and the normalisation statistics (``data.detection.load_detection``)."""
+    from paperzoo.data.detection import load_detection
 
-    ``shapes*``: in-memory ``DetectionSet`` s, statistics of the train images. ``coco``: COCO
-    2017 under ``data_dir`` read lazily, every image squashed to ``coco_size`` ² (a recorded
-    deviation from LSJ), ImageNet statistics (the pretrained backbones').
-    """
-    if dataset == "coco":
-        from paperzoo.data.coco import IMAGENET_MEAN, IMAGENET_STD, SquareCocoSet
-
-        train_set = SquareCocoSet(data_dir, "train2017", coco_size)
-        val = SquareCocoSet(data_dir, "val2017", coco_size)
-        return train_set, val.subset(range(min(n_val, len(val)))), list(IMAGENET_MEAN), list(IMAGENET_STD)
-    if not dataset.startswith("shapes"):
-        raise ValueError(f"cfnet: dataset {dataset!r}: expected shapes_dense (or another shapes variant) or coco")
-    from paperzoo.data.shapes import load_shapes
-
-    train_set, val = load_shapes(data_dir, "train"), load_shapes(data_dir, "val")
-    val = val.subset(range(min(n_val, len(val))))
-    x = train_set.images.float().div(255)
-    return train_set, val, x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+    return load_detection(data_dir, dataset, n_val, coco_size, study="cfnet")
 
 
 def make_loss_fn(image_size: int):
