@@ -39,6 +39,8 @@ rule cfnet_train:
         arm="|".join(CF_ARMS) if CF_ARMS else "NONE",
     log:
         log_path(CF, "train", "{arm}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(CF, "train", "{arm}_seed{seed}")),
     threads: 1
     resources:
         gpu=1 if SCALE == "paper" else 0,
@@ -60,6 +62,8 @@ rule data_imagenet:
         f"{IMAGENET}/extracted.json",
     log:
         "logs/data/paper/imagenet.log",
+    benchmark:
+        bench_path("logs/data/paper/imagenet.log"),
     threads: 1
     resources:
         runtime=1440,
@@ -83,6 +87,8 @@ rule cfnet_pretrain:
         arm="|".join(CF_ARMS) if CF_ARMS else "NONE",
     log:
         log_path(CF, "pretrain", "{arm}"),
+    benchmark:
+        bench_path(log_path(CF, "pretrain", "{arm}")),
     threads: 8
     resources:
         gpu=1,
@@ -109,6 +115,8 @@ rule cfnet_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(CF, "figures"),
+    benchmark:
+        bench_path(log_path(CF, "figures")),
     threads: 1
     conda:
         "../../envs/torch.yaml"

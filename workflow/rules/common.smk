@@ -50,6 +50,12 @@ def log_path(study, rule, name="log"):
     return f"logs/{study}/{SCALE}/{rule}/{name}.log"
 
 
+def bench_path(log):
+    """Snakemake's per-job benchmark file beside the job's log (<name>.benchmark.tsv: wall s,
+    max RSS, CPU time): the measured cost of every rule."""
+    return log[: -len(".log")] + ".benchmark.tsv"
+
+
 def get_block(study, *keys):
     """JSON of the study's config block (only the given sub-keys).
 

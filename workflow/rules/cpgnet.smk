@@ -33,6 +33,8 @@ rule cpgnet_train:
         arm="|".join(CP_ARMS) if CP_ARMS else "NONE",
     log:
         log_path(CP, "train", "{arm}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(CP, "train", "{arm}_seed{seed}")),
     threads: 1
     resources:
         gpu=1 if SCALE == "paper" else 0,
@@ -58,6 +60,8 @@ rule cpgnet_latency:
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
         log_path(CP, "latency", "{arm}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(CP, "latency", "{arm}_seed{seed}")),
     # Latency is judged by claims: the job takes every core so nothing runs beside it; the
     # model itself is timed on `cpgnet.eval.latency_threads` threads.
     threads: exclusive_threads()
@@ -83,6 +87,8 @@ rule cpgnet_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(CP, "figures"),
+    benchmark:
+        bench_path(log_path(CP, "figures")),
     threads: 1
     conda:
         "../../envs/torch.yaml"
@@ -104,6 +110,8 @@ rule cpgnet_scene:
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
         log_path(CP, "scene"),
+    benchmark:
+        bench_path(log_path(CP, "scene")),
     threads: 1
     conda:
         "../../envs/torch.yaml"

@@ -12,6 +12,8 @@ rule data_generate:
         dataset="|".join(DATASETS),
     log:
         f"logs/data/{SCALE}/generate/{{dataset}}.log",
+    benchmark:
+        bench_path(f"logs/data/{SCALE}/generate/{{dataset}}.log"),
     threads: 1
     conda:
         "../../envs/torch.yaml"
@@ -29,6 +31,8 @@ rule data_coco:
         root=lambda w, output: os.path.dirname(output[0]),
     log:
         "logs/data/paper/coco.log",
+    benchmark:
+        bench_path("logs/data/paper/coco.log"),
     threads: 1
     resources:
         runtime=600,
@@ -51,6 +55,8 @@ rule data_cl_download:
         cl_dataset="cifar100|imagenet_r",
     log:
         "logs/data/paper/{cl_dataset}.log",
+    benchmark:
+        bench_path("logs/data/paper/{cl_dataset}.log"),
     threads: 1
     resources:
         runtime=240,
@@ -76,6 +82,8 @@ rule data_semantickitti:
         cfg=lambda w: get_data_block("semantickitti"),
     log:
         "logs/data/paper/semantickitti.log",
+    benchmark:
+        bench_path("logs/data/paper/semantickitti.log"),
     threads: 1
     conda:
         "../../envs/torch.yaml"

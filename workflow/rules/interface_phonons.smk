@@ -34,6 +34,8 @@ rule interface_phonons_elastic:
         scale=SCALE,
     log:
         log_path(IP, "elastic"),
+    benchmark:
+        bench_path(log_path(IP, "elastic")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
@@ -54,6 +56,8 @@ rule interface_phonons_localized:
         scale=SCALE,
     log:
         log_path(IP, "localized"),
+    benchmark:
+        bench_path(log_path(IP, "localized")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
@@ -73,6 +77,8 @@ rule interface_phonons_md:
         scale=SCALE,
     log:
         log_path(IP, "md", "seed{seed}"),
+    benchmark:
+        bench_path(log_path(IP, "md", "seed{seed}")),
     threads: 1
     resources:
         runtime=60,
@@ -99,6 +105,8 @@ rule interface_phonons_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(IP, "figures"),
+    benchmark:
+        bench_path(log_path(IP, "figures")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"

@@ -36,6 +36,8 @@ rule kd_detr_teacher:
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
         log_path(KD, "teacher"),
+    benchmark:
+        bench_path(log_path(KD, "teacher")),
     threads: 1
     priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
@@ -60,6 +62,8 @@ rule kd_detr_init:
         data_dir=lambda w, input: os.path.dirname(input.data),
     log:
         log_path(KD, "init", "seed{seed}"),
+    benchmark:
+        bench_path(log_path(KD, "init", "seed{seed}")),
     threads: 1
     priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
@@ -89,6 +93,8 @@ rule kd_detr_student:
         arm="|".join(KD_ARMS) if KD_ARMS else "NONE",
     log:
         log_path(KD, "student", "{arm}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(KD, "student", "{arm}_seed{seed}")),
     threads: 1
     resources:
         gpu=1 if SCALE == "paper" else 0,
@@ -117,6 +123,8 @@ rule kd_detr_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(KD, "figures"),
+    benchmark:
+        bench_path(log_path(KD, "figures")),
     threads: 1
     conda:
         "../../envs/torch.yaml"

@@ -47,6 +47,8 @@ rule lae_pretrain:
         data_dir=lambda w, input: os.path.dirname(input.data) if input.data else "none",
     log:
         log_path(LAE, "pretrain"),
+    benchmark:
+        bench_path(log_path(LAE, "pretrain")),
     threads: 1
     priority: 10  # long and on the critical path: start before the short per-arm jobs
     resources:
@@ -74,6 +76,8 @@ rule lae_train:
         arm="|".join(LAE_SOLO) if LAE_SOLO else "NONE",
     log:
         log_path(LAE, "train", "{arm}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(LAE, "train", "{arm}_seed{seed}")),
     threads: 1
     resources:
         gpu=1 if SCALE == "paper" else 0,
@@ -103,6 +107,8 @@ rule lae_train_pair:
         pet="|".join(LAE_PAIR_PETS) if LAE_PAIR_PETS else "NONE",
     log:
         log_path(LAE, "train", "{bench}_seq_lae_{pet}_seed{seed}"),
+    benchmark:
+        bench_path(log_path(LAE, "train", "{bench}_seq_lae_{pet}_seed{seed}")),
     threads: 1
     resources:
         gpu=1 if SCALE == "paper" else 0,
@@ -130,6 +136,8 @@ rule lae_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(LAE, "figures"),
+    benchmark:
+        bench_path(log_path(LAE, "figures")),
     threads: 1
     conda:
         "../../envs/torch.yaml"

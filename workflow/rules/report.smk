@@ -8,6 +8,8 @@ rule aggregate:
         f"results/{{study}}/{SCALE}/metrics.json",
     log:
         f"logs/{{study}}/{SCALE}/aggregate/log.log",
+    benchmark:
+        bench_path(f"logs/{{study}}/{SCALE}/aggregate/log.log"),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
@@ -23,6 +25,8 @@ rule claims:
         f"results/{{study}}/{SCALE}/claims.json",
     log:
         f"logs/{{study}}/{SCALE}/claims/log.log",
+    benchmark:
+        bench_path(f"logs/{{study}}/{SCALE}/claims/log.log"),
     params:
         scale=SCALE,
     threads: 1
@@ -46,6 +50,8 @@ rule report:
         out_dir=lambda w, output: os.path.dirname(output.md),
     log:
         f"logs/report/{SCALE}/report/log.log",
+    benchmark:
+        bench_path(f"logs/report/{SCALE}/report/log.log"),
     threads: 1
     conda:
         "../../envs/phonon.yaml"

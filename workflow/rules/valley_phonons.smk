@@ -29,6 +29,8 @@ rule valley_phonons_material:
         material="|".join(VP_MATERIALS) if VP_MATERIALS else "NONE",
     log:
         log_path(VP, "material", "{material}"),
+    benchmark:
+        bench_path(log_path(VP, "material", "{material}")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
@@ -51,6 +53,8 @@ rule valley_phonons_lgscan:
         scale=SCALE,
     log:
         log_path(VP, "lgscan"),
+    benchmark:
+        bench_path(log_path(VP, "lgscan")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
@@ -76,6 +80,8 @@ rule valley_phonons_figures:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         log_path(VP, "figures"),
+    benchmark:
+        bench_path(log_path(VP, "figures")),
     threads: 1
     conda:
         "../../envs/phonon.yaml"
