@@ -59,7 +59,7 @@ def main() -> None:
             student = build_model(o["model"], train_set.num_classes)
             crit, weights = kd.make_criterion(o, train_set.num_classes, len(student.decoder.layers))
             loss_fn = kd.make_loss_fn(crit, weights, arm=kd.arm_from_config(block, arm), teacher=teacher, kd=kdc)
-            batches = kd.ShapesBatches(train_set, o["batch_size"], 0, mean, std)
+            batches = StepBatches(train_set, o["batch_size"], 0, mean, std)
             train(student, loss_fn, batches, steps=3, lr=o["lr"], progress=False)          # warm-up
             t0 = time.perf_counter()
             train(student, loss_fn, batches, steps=args.steps, lr=o["lr"], clip_grad=o["clip_grad"], progress=False)

@@ -80,7 +80,7 @@ def main() -> None:
         return kd.evaluate(m, val, mean, std, top_k=ev["top_k"], area_rule=ev["area_rule"])
 
     t0 = time.perf_counter()
-    hist = train(model, loss_fn, kd.ShapesBatches(train_set, o["batch_size"], batch_seed, mean, std), steps=steps,
+    hist = train(model, loss_fn, StepBatches(train_set, o["batch_size"], batch_seed, mean, std), steps=steps,
                  final=None, **{**kd.optim_kwargs(model, o), **sched}, callback=callback, eval_every=args.every,
                  desc=f"gate {args.part}")
     wall = time.perf_counter() - t0

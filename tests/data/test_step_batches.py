@@ -1,4 +1,4 @@
-"""``data.sets.StepBatches``: step-indexed detection batches, bit-identical to kd_detr's ``ShapesBatches``."""
+"""``data.sets.StepBatches``: step-indexed detection batches (every detection study's iterator)."""
 import torch
 
 from paperzoo.data.sets import StepBatches, hflip_target, to_float
@@ -24,13 +24,24 @@ def _assert_same(a, b):
         assert torch.equal(u["labels"], v["labels"]) and torch.equal(u["boxes"], v["boxes"])
 
 
-def test_reproduces_kd_detr_shapes_batches_exactly(shapes_dir):
-    from paperzoo.studies.kd_detr.steps import ShapesBatches
+def test_batch_is_the_seeded_epoch_order_with_seeded_flips(shapes_dir):
+    """The spec, written out: step i's indices come from IndexBatches(seed), image k is
+    mirrored (with its boxes) iff U_k < 0.5, U from step_generator(seed, i). (kd_detr's former
+    ShapesBatches was checked bit-identical to StepBatches before it was replaced by it.)"""
+    from paperzoo.engine.train import IndexBatches, step_generator
 
     train, mean, std = _setup(shapes_dir)
-    ours, theirs = StepBatches(train, BATCH, 3, mean, std), ShapesBatches(train, BATCH, 3, mean, std)
+    ours, order = StepBatches(train, BATCH, 3, mean, std), IndexBatches(len(train), BATCH, 3)
     for i in STEPS:
-        _assert_same(ours(i), theirs(i))
+        idx = order(i)
+        flip = torch.rand(len(idx), generator=step_generator(3, i)) < 0.5
+        imgs = train.images[idx]
+        want = to_float(torch.where(flip.view(-1, 1, 1, 1), imgs.flip(-1), imgs), mean, std)
+        boxes = [hflip_target(train.targets[j])["boxes"] if f else train.targets[j]["boxes"]
+                 for f, j in zip(flip.tolist(), idx.tolist())]
+        x, t, k = ours(i)
+        assert k == i and torch.equal(x, want)
+        assert all(torch.equal(u["boxes"], b) for u, b in zip(t, boxes))
     x, t, i = ours(0)
     assert x.shape == (BATCH, 3, 64, 64) and i == 0 and len(t) == BATCH
 

@@ -362,3 +362,16 @@ def test_teacher_reliability_measures_confidence_and_gt_overlap():
     r = teacher_reliability(teacher, torch.randn(3, 3, 32, 32), tg, num_general=4)
     assert set(r) == {f"teacher_{k}_{s}" for k in ("conf", "frac_conf", "gtiou") for s in ("own", "general")}
     assert all(0.0 <= v <= 1.0 for v in r.values())
+
+
+def test_cls_norm_weight_divides_the_summed_kl_by_the_weight_sum():
+    g = torch.Generator().manual_seed(3)
+    s, t = _out(torch.randn(1, 5, 3, generator=g), torch.rand(1, 5, 4, generator=g) * 0.4 + 0.3), \
+        _out(torch.randn(1, 5, 3, generator=g), torch.rand(1, 5, 4, generator=g) * 0.4 + 0.3)
+    w = losses.frw_weights(t["pred_logits"])
+    summed = losses.point_loss(s, t, w, 10.0, "sum")
+    normed = losses.point_loss(s, t, w, 10.0, "weight")
+    torch.testing.assert_close(normed["cls"], summed["cls"] / w.sum())
+    torch.testing.assert_close(normed["bbox"], summed["bbox"])
+    with pytest.raises(ValueError, match="cls_norm"):
+        losses.point_loss(s, t, w, 10.0, "mean")

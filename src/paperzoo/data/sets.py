@@ -213,7 +213,7 @@ class StepBatches:
     with ``hflip`` each image is flipped horizontally with probability 1/2, drawn from
     ``engine.train.step_generator(seed, i)``. So step ``i``'s batch depends on
     ``(seed, i)`` only — not on the call order nor the global RNG — and every arm run
-    with the same seed sees the same images (bit-identical to kd_detr's ``ShapesBatches``).
+    with the same seed sees the same images.
     ``dset``: anything with ``images`` uint8 (N, 3, H, W) and ``targets`` (a :class:`DetectionSet`).
     """
 

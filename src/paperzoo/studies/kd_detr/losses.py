@@ -41,10 +41,15 @@ def kl_per_point(student_logits: Tensor, teacher_logits: Tensor, temperature: fl
     return kl.mean(-1) * temperature ** 2
 
 
-def point_loss(student: dict, teacher: dict, weight: Tensor | None, temperature: float) -> dict[str, Tensor]:
+def point_loss(student: dict, teacher: dict, weight: Tensor | None, temperature: float,
+               cls_norm: str = "sum") -> dict[str, Tensor]:
     """One layer: ``student``/``teacher`` dicts with ``pred_logits`` (B, K, C), ``pred_boxes``
     (B, K, 4) on the same points; ``weight`` (B*K,) FRW weights, or None for the official
-    unweighted path (every term a mean over points). Returns ``cls``, ``bbox``, ``giou``."""
+    unweighted path (every term a mean over points). ``cls_norm``: ``"sum"`` (official:
+    sum_n w_n KL_n) or ``"weight"`` (sum_n w_n KL_n / sum_n w_n, normalised like the box
+    terms; a diagnostic, not the paper's). Returns ``cls``, ``bbox``, ``giou``."""
+    if cls_norm not in ("sum", "weight"):
+        raise ValueError(f"kd_detr: cls_norm {cls_norm!r}: expected 'sum' (official) or 'weight'")
     s_logits, t_logits = student["pred_logits"].flatten(0, 1), teacher["pred_logits"].flatten(0, 1)
     s_box, t_box = student["pred_boxes"].flatten(0, 1), teacher["pred_boxes"].detach().flatten(0, 1)  # (N, 4)
     l1 = (s_box - t_box).abs().mean(-1)  # (N,)
@@ -55,7 +60,8 @@ def point_loss(student: dict, teacher: dict, weight: Tensor | None, temperature:
     if weight is None:
         return {"cls": kl.mean(), "bbox": l1.mean(), "giou": giou.mean()}
     w_sum = weight.sum().clamp_min(1e-8)
-    return {"cls": (kl * weight).sum(), "bbox": (l1 * weight).sum() / w_sum, "giou": (giou * weight).sum() / w_sum}
+    cls = (kl * weight).sum() if cls_norm == "sum" else (kl * weight).sum() / w_sum
+    return {"cls": cls, "bbox": (l1 * weight).sum() / w_sum, "giou": (giou * weight).sum() / w_sum}
 
 
 def layers_of(outputs: dict) -> list[dict]:
@@ -63,20 +69,21 @@ def layers_of(outputs: dict) -> list[dict]:
     return list(outputs.get("aux_outputs", [])) + [outputs]
 
 
-def distill_points(student: dict, teacher: dict, *, temperature: float = 10.0, frw: bool = True) -> dict[str, Tensor]:
+def distill_points(student: dict, teacher: dict, *, temperature: float = 10.0, frw: bool = True,
+                   cls_norm: str = "sum") -> dict[str, Tensor]:
     """KD loss of one point set summed over every student layer vs the teacher's final layer.
 
     student: ``decode`` dict of the student on the points (final + ``aux_outputs``);
     teacher: the teacher's outputs on the same points (only its final layer is used).
     ``frw``: weight points by the teacher's foreground confidence; False = the official
-    unweighted path (means over points).
+    unweighted path (means over points). ``cls_norm``: see :func:`point_loss`.
     Returns unweighted ``cls``, ``bbox``, ``giou`` (weights: ``KD_WEIGHTS``).
     """
     t_final = {"pred_logits": teacher["pred_logits"].detach(), "pred_boxes": teacher["pred_boxes"].detach()}
     w = frw_weights(t_final["pred_logits"]) if frw else None
     out = {k: 0.0 for k in KD_WEIGHTS}
     for layer in layers_of(student):
-        for k, v in point_loss(layer, t_final, w, temperature).items():
+        for k, v in point_loss(layer, t_final, w, temperature, cls_norm).items():
             out[k] = out[k] + v
     return out
 

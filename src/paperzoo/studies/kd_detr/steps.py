@@ -101,6 +101,8 @@ def kd_from_config(block: dict) -> dict:
     return {"temperature": float(k["temperature"]), "num_general": int(k["num_general"]),
             "weights": {n: float(k["weights"][n]) for n in ("cls", "bbox", "giou")},
             "naive_weights": {n: float(nw[n]) for n in ("cls", "bbox")},
+            # official "sum"; "weight" (KL / sum w) only as a diagnostic (bench_kd_detr_gate --set kd.cls_norm=weight)
+            "cls_norm": str(k.get("cls_norm", "sum")),
             "general_mean": law["anchor_mean"], "general_std": law["anchor_std"]}
 
 
@@ -128,54 +130,15 @@ def optim_kwargs(model, o: dict) -> dict:
 
 
 # --- data ----------------------------------------------------------------------------------
-
-class ShapesBatches:
-    """Step ``i`` → ``(images (B, 3, H, W) float, targets, i)``: seeded per-epoch order
-    (``IndexBatches``) and a horizontal flip drawn from ``step_generator(seed, i)``, so a
-    step's batch depends on ``(seed, i)`` only: every arm of a seed sees the same images."""
-
-    def __init__(self, dset, batch_size: int, seed: int, mean, std):
-        from paperzoo.engine.train import IndexBatches
-
-        self.dset, self.seed, self.mean, self.std = dset, seed, mean, std
-        self.sampler = IndexBatches(len(dset), batch_size, seed)
-
-    def __call__(self, i: int):
-        import torch
-
-        from paperzoo.data.sets import hflip_target, to_float
-        from paperzoo.engine.train import step_generator
-
-        idx = self.sampler(i)
-        flip = torch.rand(len(idx), generator=step_generator(self.seed, i)) < 0.5  # (B,)
-        imgs = self.dset.images[idx]
-        imgs = torch.where(flip.view(-1, 1, 1, 1), imgs.flip(-1), imgs)
-        tgts = [hflip_target(self.dset.targets[j]) if f else self.dset.targets[j]
-                for f, j in zip(flip.tolist(), idx.tolist())]
-        return to_float(imgs, self.mean, self.std), [{"labels": t["labels"], "boxes": t["boxes"]} for t in tgts], i
-
+# batches: paperzoo.data.sets.StepBatches (step i -> a function of (seed, i) only: every arm of a
+# seed sees the same images and flips)
 
 def load_data(data_dir, dataset: str, n_val: int, coco_size: int = 800):
-    """Train and val sets plus the per-channel mean/std (of [0, 1] pixels) used to normalise.
+    """Train and val sets and the normalisation statistics (``data.detection.load_detection``:
+    shapes variants in memory, COCO squashed to ``coco_size`` ² with ImageNet statistics)."""
+    from paperzoo.data.detection import load_detection
 
-    ``shapes*``: in-memory ``DetectionSet`` s, statistics of the train images. ``coco``: COCO
-    2017 under ``data_dir`` read lazily, every image squashed to ``coco_size`` ² (DETR-lite has
-    no padding mask; :class:`paperzoo.data.coco.SquareCocoSet`), ImageNet statistics (DETR's).
-    """
-    if dataset == "coco":
-        from paperzoo.data.coco import IMAGENET_MEAN, IMAGENET_STD, SquareCocoSet
-
-        train_set = SquareCocoSet(data_dir, "train2017", coco_size)
-        val = SquareCocoSet(data_dir, "val2017", coco_size)
-        return train_set, val.subset(range(min(n_val, len(val)))), list(IMAGENET_MEAN), list(IMAGENET_STD)
-    if not dataset.startswith("shapes"):
-        raise ValueError(f"kd_detr: dataset {dataset!r}: expected shapes, shapes_easy or coco")
-    from paperzoo.data.shapes import load_shapes
-
-    train_set, val = load_shapes(data_dir, "train"), load_shapes(data_dir, "val")
-    val = val.subset(range(min(n_val, len(val))))
-    x = train_set.images.float().div(255)
-    return train_set, val, x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+    return load_detection(data_dir, dataset, n_val, coco_size, study="kd_detr")
 
 
 # --- losses and evaluation -------------------------------------------------------------------
@@ -226,10 +189,10 @@ def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=N
         sets = {}
         if arm["general"]:
             sets["general"] = distill_points(extra["general"], t_extra["general"], temperature=kd["temperature"],
-                                             frw=arm["frw"])
+                                             frw=arm["frw"], cls_norm=kd.get("cls_norm", "sum"))
         if arm["specific"]:  # targets: the teacher's own predictions on its own anchors, no matching
             sets["specific"] = distill_points(extra["specific"], t_own, temperature=kd["temperature"],
-                                              frw=arm["frw"])
+                                              frw=arm["frw"], cls_norm=kd.get("cls_norm", "sum"))
         if arm["naive"]:
             sets["naive"] = naive_kd_loss(own, t_own, targets, matcher, temperature=kd["temperature"])
         for name, terms in sets.items():
@@ -331,6 +294,7 @@ def _load_frozen(name: str, num_classes: int, checkpoint):
 def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int = 0, threads: int = 1,
                 allow_unverified: bool = False, progress: bool = True) -> dict:
     """Train the teacher (or refuse an unverified download) and write its COCO metrics."""
+    from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import load_trained, train
 
 
@@ -348,7 +312,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, seed: int
     o = opt_from_config(block, "teacher")
     model = build_arm_model(block, "teacher", train_set.num_classes, seed)
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
-    history = train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed, mean, std),
+    history = train(model, make_loss_fn(crit, weights), StepBatches(train_set, o["batch_size"], seed, mean, std),
                     steps=o["steps"], final=checkpoint, **optim_kwargs(model, o), progress=progress,
                     desc="kd_detr teacher")
     history = load_trained(model, checkpoint)
@@ -374,6 +338,7 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
              progress: bool = True) -> None:
     """Shared student initialisation of one seed: ``init_steps`` of Hungarian-only training,
     constant lr after warmup (the arms' schedules start afterwards)."""
+    from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import train
 
 
@@ -387,7 +352,7 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
         save_checkpoint(checkpoint, {"model": model.state_dict(), "ema": None, "history": [], "steps": 0})
         return
     # the init phase draws its batches from a seed distinct from the arm phase's
-    train(model, make_loss_fn(crit, weights), ShapesBatches(train_set, o["batch_size"], seed + 50_000, mean, std),
+    train(model, make_loss_fn(crit, weights), StepBatches(train_set, o["batch_size"], seed + 50_000, mean, std),
           steps=o["init_steps"], final=checkpoint, **{**optim_kwargs(model, o), "schedule": "constant"},
           progress=progress, desc=f"kd_detr init seed{seed}")
 
@@ -397,6 +362,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     """Train arm ``arm`` of seed ``seed`` from its seed's init, evaluate, write metrics
     (``teacher_metrics``: the teacher's metrics.json; its AP is copied as ``teacher_AP`` so
     the teacher-beats-student precondition can be judged per seed)."""
+    from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import load_trained, train
 
     from .diagnostics import consistency
@@ -412,7 +378,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
     t1 = time.perf_counter()
-    train(model, loss_fn, ShapesBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
+    train(model, loss_fn, StepBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
           final=checkpoint, **optim_kwargs(model, o), progress=progress, desc=f"kd_detr {arm} seed{seed}")
     t_train = time.perf_counter() - t1   # includes a resumed run's reload; fresh runs: pure training
     history = load_trained(model, checkpoint)
