@@ -33,12 +33,12 @@ def paired_delta(agg: dict, arm: str, ref: str, name: str = "AP") -> tuple[float
     return float(d.mean()), h, len(d)
 
 
-def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130) -> None:
+def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130, rect=None) -> None:
     """Stamp ``label`` in the corner, tighten, write ``path`` atomically and close ``fig``."""
     import matplotlib.pyplot as plt
 
     fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=6, color="0.4")
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)  # rect (l, b, r, t): room for a figure-level legend
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)

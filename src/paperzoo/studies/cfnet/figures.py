@@ -88,9 +88,9 @@ def fig_ap_per_arm(agg: dict, arms: list[str], path, scale: str = "") -> Path:
 
 
 def fig_ap_vs_cost(agg: dict, arms: list[str], path, scale: str = "") -> Path:
-    """AP (x100, ± std) against forward GFLOPs per image (left) and parameters (right)."""
+    """AP (x100, ± std) against forward MFLOPs per image (left) and parameters (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, key, label, div in ((axes[0], "gflops", "forward GFLOPs / image", 1.0),
+    for ax, key, label, div in ((axes[0], "gflops", "forward MFLOPs / image", 1e-3),
                                 (axes[1], "params", "backbone + neck parameters (k)", 1e3)):
         for k, a in enumerate(arms):
             m, s, _ = arm_stat(agg, a, "AP")

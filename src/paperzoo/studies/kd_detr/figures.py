@@ -117,7 +117,7 @@ def fig_consistency(agg: dict, arms: list[str], path, scale: str = "") -> Path:
     """Teacher-student agreement (FRW-weighted box IoU, left; class KL, right) on shared
     points (teacher anchors), general points and each model's own queries, all paired by the
     same Hungarian rule; hatched bars: the image-shuffled null of shared and own."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     x = np.arange(len(arms))
     kinds = (("shared", "shared (teacher anchors)", ""), ("shared_null", "shared, shuffled null", "//"),
              ("own", "own queries", ""), ("own_null", "own, shuffled null", "//"),
@@ -128,9 +128,10 @@ def fig_consistency(agg: dict, arms: list[str], path, scale: str = "") -> Path:
             v = [_get(agg, a, f"diag_{metric}_{kind}") for a in arms]
             ax.bar(x - 0.4 + wbar * (k + 0.5), [m for m, _, _ in v], wbar, yerr=[s for _, s, _ in v], capsize=2,
                    label=label, hatch=hatch, alpha=0.55 if hatch else 1.0)
-        ax.set_xticks(x, arms, rotation=25, fontsize=7)
+        ax.set_xticks(x, arms, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(ylabel)
-    axes[0].legend(fontsize=6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, 0.93))
     fig.suptitle("Consistency of teacher and student predictions (same pairing rule on every set)", fontsize=9)
-    _save(fig, path, scale)
+    save_figure(fig, path, f"{_LABEL}, scale {scale}", rect=(0, 0, 1, 0.9))
     return Path(path)
