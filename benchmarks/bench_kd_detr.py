@@ -38,6 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from paperzoo.data.generate import generate
+    from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import train
     from paperzoo.studies.kd_detr import steps as kd
     from paperzoo.studies.kd_detr.models import build_model

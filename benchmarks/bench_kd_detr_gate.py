@@ -49,6 +49,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from paperzoo.engine.seeding import seed_everything
+    from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import load_trained, train
     from paperzoo.studies.kd_detr import steps as kd
 

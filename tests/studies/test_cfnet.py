@@ -91,6 +91,9 @@ def test_paper_presets_have_the_cednet_structure_counts():
     assert t.transition_params() == pytest.approx(2 * 249.4e3, rel=1e-2)
     out = t(torch.randn(1, 3, 128, 128))
     assert list(out) == ["p3", "p4", "p5", "p6", "p7"] and out["p7"].shape[-1] == 1
+    c = create_model("convnext_t_fpn")   # ConvNeXt-T 27.82 M + mmdet's RetinaNet FPN (P6 from C5) 4.47 M
+    assert _n(c) == pytest.approx(32.29e6, rel=2e-3)
+    assert list(c(torch.randn(1, 3, 128, 128))) == ["p3", "p4", "p5", "p6", "p7"]
 
 
 def test_layer_decay_groups_follow_the_arm_scheme():
