@@ -24,8 +24,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from paperzoo.engine.config import resolve, set_dotted  # noqa: E402
-from paperzoo.engine.io import read_yaml, write_json  # noqa: E402
+from paperzoo.engine.config import load_block  # noqa: E402
+from paperzoo.engine.io import write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,9 +45,7 @@ def main() -> None:
     from paperzoo.engine.train import train
     from paperzoo.studies.cfnet import steps as cf
 
-    cfg = resolve({**read_yaml(REPO / "config" / "config.yaml"), "scale": "mini"}, REPO)
-    block = cfg["cfnet"]
-    set_dotted(block, args.set)
+    block = load_block(REPO, "cfnet", "mini", args.set)
     if args.steps:
         block["train"]["steps"] = args.steps
     o, ev = cf.train_from_config(block), cf.eval_from_config(block)

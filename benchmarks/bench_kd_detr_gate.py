@@ -27,8 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from paperzoo.engine.config import resolve, set_dotted  # noqa: E402
-from paperzoo.engine.io import read_yaml, write_json  # noqa: E402
+from paperzoo.engine.config import load_block  # noqa: E402
+from paperzoo.engine.io import write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,9 +53,7 @@ def main() -> None:
     from paperzoo.engine.train import load_trained, train
     from paperzoo.studies.kd_detr import steps as kd
 
-    cfg = resolve({**read_yaml(REPO / "config" / "config.yaml"), "scale": "mini"}, REPO)
-    block = cfg["kd_detr"]
-    set_dotted(block, args.set)
+    block = load_block(REPO, "kd_detr", "mini", args.set)
     data_dir = REPO / "results" / "data" / block["dataset"] / "mini"
     ev = kd.eval_from_config(block)
     seed = int(block["teacher"].get("seed", 0)) if args.part == "teacher" else args.seed

@@ -101,3 +101,14 @@ def set_dotted(block: dict, assignments: list[str]) -> dict:
                 pass
         node[last] = parsed
     return block
+
+
+def load_block(root: str | Path, study: str, scale: str = "mini", sets: list[str] = ()) -> dict:
+    """The ``study`` block of ``<root>/config/config.yaml`` at ``scale`` (overlay applied and
+    validated), then the ``KEY=VALUE`` overrides ``sets`` (:func:`set_dotted`): what the
+    gate benchmarks train with."""
+    from .io import read_yaml
+
+    root = Path(root)
+    block = study_block(resolve({**read_yaml(root / "config" / "config.yaml"), "scale": scale}, root), study)
+    return set_dotted(block, list(sets))

@@ -33,6 +33,22 @@ def paired_delta(agg: dict, arm: str, ref: str, name: str = "AP") -> tuple[float
     return float(d.mean()), h, len(d)
 
 
+def write_md_csv(outdir, stem: str, md_lines: list[str], csv_header: list[str], csv_rows: list[list]) -> None:
+    """Write ``<stem>.md`` (the lines, newline-joined) and ``<stem>.csv`` (header + rows) in
+    ``outdir``, each atomically: the two text forms of a study's table figure."""
+    import csv
+    from pathlib import Path
+
+    outdir = Path(outdir)
+    with atomic_path(outdir / f"{stem}.md") as tmp:
+        Path(tmp).write_text("\n".join(md_lines) + "\n")
+    with atomic_path(outdir / f"{stem}.csv") as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(csv_header)
+            w.writerows(csv_rows)
+
+
 def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130, rect=None) -> None:
     """Stamp ``label`` in the corner, tighten, write ``path`` atomically and close ``fig``."""
     import matplotlib.pyplot as plt

@@ -6,7 +6,6 @@ order; ± is the sample std over seeds, Δ the mean paired difference to the bas
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -15,8 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.io import atomic_path  # noqa: E402
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure  # noqa: E402
+from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, write_md_csv  # noqa: E402
 
 FIGURES = ("table_arms", "fig_ap_per_arm", "fig_ap_vs_cost")
 _LABEL = "CFNet (arXiv 2302.06052) reproduction"
@@ -51,15 +49,10 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str) -> Path:
     md.append(f"\nmean ± std over {n} seeds (AP x100); ΔAP: mean paired difference ± 95 % half-width; "
               f"params: backbone + neck; GFLOPs: whole detector, forward; img/s: contended CPU timing, 1 thread; "
               f"scale {agg.get('scale', '')}")
-    with atomic_path(outdir / "table_arms.md") as tmp:
-        Path(tmp).write_text("\n".join(md) + "\n")
-    with atomic_path(outdir / "table_arms.csv") as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["arm", "params", "params_ratio", "gflops", "train_img_per_s", "AP_mean", "AP_std",
-                        "AP50_mean", "AP50_std", "AP_S_mean", "AP_S_std", "AP_S_abs_mean", "AP_S_abs_std",
-                        "dAP_vs_baseline", "dAP_halfwidth95", "n"])
-            w.writerows(raw)
+    write_md_csv(outdir, "table_arms", md,
+                 ["arm", "params", "params_ratio", "gflops", "train_img_per_s", "AP_mean", "AP_std", "AP50_mean",
+                  "AP50_std", "AP_S_mean", "AP_S_std", "AP_S_abs_mean", "AP_S_abs_std", "dAP_vs_baseline",
+                  "dAP_halfwidth95", "n"], raw)
     fig, ax = plt.subplots(figsize=(12, 0.32 * (len(rows) + 1) + 0.8))
     ax.axis("off")
     t = ax.table(cellText=rows, colLabels=head, loc="center", cellLoc="left")

@@ -6,7 +6,6 @@ paper's sampling-ablation layout (points used → AP / AP50 / AP75) as Markdown,
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -15,8 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.io import atomic_path  # noqa: E402
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure  # noqa: E402
+from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, write_md_csv  # noqa: E402
 
 FIGURES = ("table_sampling_ablation", "fig_ap_per_arm", "fig_consistency")
 _LABEL = "KD-DETR (arXiv 2211.08071) reproduction"
@@ -74,16 +72,13 @@ def table_sampling_ablation(agg: dict, arms: list[str], outdir, *, teacher: dict
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(c) + " |" for c in cells]
     md.append(f"\nmean ± std over {n} seeds; ΔAP: mean paired difference ± 95 % half-width; paper AP: R18 student on "
               f"COCO, from third-party slides (unconfirmed); scale {agg.get('scale', '')}")
-    with atomic_path(outdir / "table_sampling_ablation.md") as tmp:
-        Path(tmp).write_text("\n".join(md) + "\n")
-    with atomic_path(outdir / "table_sampling_ablation.csv") as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["arm", "points"] + [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")]
-                       + ["n", "dAP_vs_baseline", "dAP_halfwidth95", "paper_AP"])
-            for r in rows:
-                d, h, _ = paired_delta(agg, r[0], "baseline")
-                w.writerow(r[:2] + [x for v in r[2:] for x in v[:2]] + [r[2][2], d, h, PAPER_ROWS.get(r[0], "")])
+    csv_rows = []
+    for r in rows:
+        d, h, _ = paired_delta(agg, r[0], "baseline")
+        csv_rows.append(r[:2] + [x for v in r[2:] for x in v[:2]] + [r[2][2], d, h, PAPER_ROWS.get(r[0], "")])
+    write_md_csv(outdir, "table_sampling_ablation", md,
+                 ["arm", "points"] + [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")]
+                 + ["n", "dAP_vs_baseline", "dAP_halfwidth95", "paper_AP"], csv_rows)
     fig, ax = plt.subplots(figsize=(11.5, 0.32 * (len(cells) + 1) + 0.8))
     ax.axis("off")
     table = ax.table(cellText=cells, colLabels=head, loc="center", cellLoc="left",
