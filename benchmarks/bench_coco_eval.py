@@ -5,7 +5,7 @@
 Evaluation data: `shapes` images at the mini settings, rendered in memory; predictions are
 the ground truth with boxes jittered by σ = 2 px (masks shifted by the rounded jitter),
 10% of objects missed, 10% given a wrong class, and one random false positive on half of
-the images (the recipe of ``../shared/CPU-NOTES.md`` §3). Each timing covers what a
+the images. Each timing covers what a
 training run calls: ``paperzoo.engine.coco_eval.evaluate`` (loadRes + evaluate +
 accumulate + summarize), ground truth already loaded. Generation timings run
 ``paperzoo.data.generate`` end to end (render, PNGs, npy, COCO JSON, hashed manifest)

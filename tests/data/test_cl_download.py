@@ -43,11 +43,11 @@ def _cifar_tar(n=6) -> tuple[bytes, np.ndarray]:
     return _tar(members), data
 
 
-def _catalog(server, files: dict[str, bytes], md5: bool = True) -> dict:
+def _catalog(srv, files: dict[str, bytes], md5: bool = True) -> dict:
     out = {}
     for name, data in files.items():
-        server.files[f"/{name}"] = data
-        out[name] = RemoteFile(name, f"{server.base}/{name}", size=len(data), sha256=None,
+        srv.files[f"/{name}"] = data
+        out[name] = RemoteFile(name, f"{srv.base}/{name}", size=len(data), sha256=None,
                                md5=hashlib.md5(data).hexdigest() if md5 else None)
     return out
 

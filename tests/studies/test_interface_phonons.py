@@ -14,7 +14,7 @@ from paperzoo.studies.interface_phonons.units import PhysicalInterface, UnitSyst
 
 REPO = Path(__file__).resolve().parents[2]
 
-BRIEF = dict(m_left=1.0, k_left=1.0, m_right=2.0, k_right=1.0)  # brief §3.3 reduced model
+BRIEF = dict(m_left=1.0, k_left=1.0, m_right=2.0, k_right=1.0)  # reduced model of config/config.yaml
 K_INT, LAM = 0.05, 0.05
 
 
@@ -91,7 +91,7 @@ def test_quantum_keff_is_monotone_and_matches_brief_table():
     k = [scph.solve_scph(device(), k_int=K_INT, lam=LAM, y2_of=lambda c, t=t: scph.y2_quantum(c, t)).k_eff
          for t in temps]
     assert np.all(np.diff(k) > 0)
-    assert_allclose(k, [0.2035, 0.2037, 0.2173, 0.3192], atol=1e-3)  # brief §3.3, k_eff quantum
+    assert_allclose(k, [0.2035, 0.2037, 0.2173, 0.3192], atol=1e-3)  # k_eff quantum of our earlier feasibility run (regression, not the paper's)
 
 
 def test_matsubara_and_real_axis_y2_agree_without_bound_states():

@@ -201,7 +201,6 @@ def test_forked_pair_equals_separate_runs_and_resumes(tiny, tmp_path):
     from paperzoo.studies.lae.runs import run_continual, run_seq_lae
 
     block, root = tiny["block"], tiny["root"]
-    b = block["bench"]["classes"]
     bench = benchmark.load_benchmark("classes", root / "classes", n_tasks=4, classes_per_task=2, seed=1)
     vit = PETViT(pretrain.load_backbone(root / "pretrain" / "backbone.pt"))
     kw = dict(pet_kind="lora", pet_cfg=block["pet"], seed=1, size=32, batch_size=4, lr=3e-2,

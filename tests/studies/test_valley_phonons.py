@@ -26,7 +26,7 @@ def study_block(scale: str) -> dict:
 
 @pytest.fixture(scope="module")
 def tersoff_phonons():
-    """Relaxed graphene and hBN with Tersoff phonons on a 6x6x1 supercell (brief §2.4 settings)."""
+    """Relaxed graphene and hBN with Tersoff phonons on a 6x6x1 supercell (settings of paper.yaml's `earlier_run`)."""
     out = {}
     for name, formula, pot in (("graphene", "C2", "C_LindsayBroido2010.tersoff"), ("hbn", "BN", "BN_Sevik2011.tersoff")):
         calc = potentials.tersoff(pot)
@@ -95,15 +95,15 @@ def test_hbn_homonuclear_entries_are_inert():
 def test_lattice_constants_and_layer_groups(tersoff_phonons):
     a0 = [tersoff_phonons[m]["a0"] for m in ("graphene", "hbn")]
     lgs = [structures.layer_group(tersoff_phonons[m]["atoms"], 1e-5) for m in ("graphene", "hbn")]
-    assert_allclose(a0, [2.49205, 2.49786], atol=2e-5)  # brief §2.4: 2.4920, 2.4979
+    assert_allclose(a0, [2.49205, 2.49786], atol=2e-5)  # earlier run (paper.yaml `earlier_run`): 2.4920, 2.4979
     assert_allclose([g.number for g in lgs], [80, 78])
     assert_allclose([g.space_group_number for g in lgs], [191, 187])
     assert [g.symbol for g in lgs] == ["p6/mmm", "p-6m2"]
 
 
 def test_frequencies_and_degeneracies_at_K(tersoff_phonons):
-    ref = {"graphene": [651.2078, 651.2078, 1187.3229, 1187.3229, 1189.6407, 1669.4084],  # brief: 651.22 x2, 1187.34 x2, ...
-           "hbn": [412.1797, 469.1873, 864.0557, 1084.0308, 1233.9607, 1625.6562]}        # brief: 412.18, 469.16, ...
+    ref = {"graphene": [651.2078, 651.2078, 1187.3229, 1187.3229, 1189.6407, 1669.4084],  # earlier run: 651.22 x2, 1187.34 x2, ...
+           "hbn": [412.1797, 469.1873, 864.0557, 1084.0308, 1233.9607, 1625.6562]}        # earlier run: 412.18, 469.16, ...
     for name, pairs in (("graphene", [(0, 1), (2, 3)]), ("hbn", [])):
         ph = tersoff_phonons[name]["ph"]
         f = phonons.frequencies(ph, np.array([K, valley.valley_partner(K)]))
@@ -120,7 +120,7 @@ def test_graphene_crossings_are_linear(tersoff_phonons):
     k_len = valley.q_length_inv_A(ph, K)
     sl = valley.splitting_slopes(ph, K, (0, 1), [r * k_len for r in (1e-5, 2e-5, 4e-5)], 6, angle0=0.1)
     assert_allclose(sl["slopes"], 1.0, atol=1e-3)
-    assert sl["velocity_THz_A"] == pytest.approx(88.26, abs=0.05)  # brief: cone slope 2 x 88.3 THz·Å
+    assert sl["velocity_THz_A"] == pytest.approx(88.26, abs=0.05)  # earlier run: cone slope 2 x 88.3 THz·Å
 
 
 def test_berry_phase_pi_in_graphene_and_not_quantized_in_hbn(tersoff_phonons):
@@ -141,7 +141,7 @@ def test_berry_phase_pi_in_graphene_and_not_quantized_in_hbn(tersoff_phonons):
             # LA/LO at 2e-2 |K| mixes with TA (2.3 cm-1 above): flagged invalid, not used
             assert valid.tolist() == [[True] * 4, [True, True, False, False]]
         else:
-            assert_allclose(np.abs(phi_k[:, 0]), [1.73e-4, 0.0627], atol=2e-4)  # brief: 0.0002, 0.0628
+            assert_allclose(np.abs(phi_k[:, 0]), [1.73e-4, 0.0627], atol=2e-4)  # earlier run: 0.0002, 0.0628
             assert valid.all()
         # time reversal: φ(K′) = −φ(K) mod 2π
         assert_allclose(np.angle(np.exp(1j * np.pi * (phi_k + phi_kp))), 0.0, atol=1e-6)

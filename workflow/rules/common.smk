@@ -18,7 +18,7 @@ SCALE = config["scale"]
 STUDIES = list(config["studies"])
 
 # Snakemake itself pins OMP/MKL/OPENBLAS threads to each job's `threads:` (two 2-thread
-# jobs side by side collapse on a 2-core machine, CPU-NOTES §2). Model hubs are unreachable:
+# jobs side by side collapse on a 2-core machine, measured). Model hubs are unreachable:
 # timm must fail fast instead of retrying for ~48 s.
 shell.prefix("set -euo pipefail; export HF_HUB_OFFLINE=1; ")
 

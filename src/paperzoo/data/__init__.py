@@ -10,5 +10,5 @@
 * :mod:`.coco`         real COCO loader with the DETR augmentations
 
 Embedded-scale data stay in memory as uint8 tensors: the 2-core CPU is the bottleneck,
-so there are no DataLoader workers (``../shared/CPU-NOTES.md`` §2, §5).
+so there are no DataLoader workers.
 """

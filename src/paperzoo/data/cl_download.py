@@ -4,7 +4,7 @@
     python -m paperzoo.data.cl_download fetch --dataset imagenet_r --params P --out <root>/manifest.json
 
 ``P`` is the ``data.<dataset>`` config block (``root``, ``allow_unverified``). Sources are
-the ones LAE's official code uses (brief §1.4, ``gqk/LAE`` ``libml/data/imagenet_r.py``):
+the ones LAE's official code uses (``gqk/LAE`` ``libml/data/imagenet_r.py``):
 
 * CIFAR-100, python version: ``https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz``.
   MD5 ``eb9058c3a382ffc7106e4002c42a8d85`` as pinned by torchvision 0.29.1

@@ -1,7 +1,7 @@
 """``digits``: scikit-learn's bundled ``load_digits`` through the classification interface.
 
 1797 real 8×8 grey images of handwritten digits (UCI optdigits test set), 10 classes,
-shipped inside the scikit-learn wheel, so it loads offline (``../shared/CPU-NOTES.md`` §4).
+shipped inside the scikit-learn wheel, so it loads offline.
 Pixel values 0..16 become uint8 ``round(x * 255 / 16)``; ``upsample`` repeats pixels
 (nearest neighbour, e.g. 2 → 16×16 for a patch-4 ViT) and ``channels`` = 3 copies the grey
 channel for RGB models. The train/test split is stratified and seeded: per class, a

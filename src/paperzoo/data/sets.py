@@ -1,8 +1,8 @@
 """In-memory datasets and batch helpers shared by every study.
 
 Embedded scales keep whole datasets in memory as uint8 tensors and cut batches by
-indexing: no ``DataLoader``, no worker processes (the 2 CPU cores are the bottleneck,
-``../shared/CPU-NOTES.md`` §2). Images are converted to float only per batch.
+indexing: no ``DataLoader``, no worker processes (the 2 CPU cores are the bottleneck).
+Images are converted to float only per batch.
 
 * :class:`ClassificationSet` — ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)
 * :class:`DetectionSet` — ``images`` uint8 (N, 3, H, W) and one target dict per image

@@ -50,7 +50,7 @@ INTENSITY_MEAN = np.array([0.3, 0.15, 0.25, 0.45, 0.7, 0.35, 0.6, 0.5])  # per l
 class SynthScanSpec:
     """Sensor and scene parameters (metres, degrees)."""
 
-    beams: int = 16                     # CPGNet brief §4.3: 16 beams × 512 ≈ 8k rays
+    beams: int = 16                     # our choice: 16 beams × 512 ≈ 8k rays
     azimuths: int = 512
     fov_deg: tuple[float, float] = (-15.0, 5.0)
     sensor_height: float = 1.73         # KITTI's HDL-64 mount height

@@ -15,7 +15,7 @@ import io
 import os
 from pathlib import Path
 
-from .claims import KINDS, NOT_RUN, VERDICTS, counts
+from .claims import KINDS, NOT_RUN, counts
 from .io import read_json, write_text
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"

@@ -1,4 +1,4 @@
-"""Shared building blocks (DESIGN.md "layers/"): box ops, Hungarian matcher, set criterion,
+"""Shared building blocks (``docs/ARCHITECTURE.md``): box ops, Hungarian matcher, set criterion,
 positional encodings, backbones, the DETR-lite transformer and the model registry.
 
 Importing this package registers every model, so ``create_model`` sees them all.

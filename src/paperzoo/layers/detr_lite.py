@@ -196,7 +196,7 @@ def detr_lite_tiny(**kw) -> DETRLite:
 
 @register_model
 def detr_lite_s(**kw) -> DETRLite:
-    """Student (probe recipe S): cnn_s16, d64, 1 encoder / 2 decoder layers, ff 128, 16 queries."""
+    """Student (early CPU probe, recipe S): cnn_s16, d64, 1 encoder / 2 decoder layers, ff 128, 16 queries."""
     return _detr(dict(backbone="cnn_s16", d_model=64, nhead=4, num_encoder_layers=1, num_decoder_layers=2,
                       dim_feedforward=128, num_queries=16), kw)
 
@@ -219,6 +219,6 @@ def detr_lite_s3_nb(**kw) -> DETRLite:
 
 @register_model
 def detr_lite_m(**kw) -> DETRLite:
-    """Teacher (probe recipe C): cnn_s16, d128, 2 encoder / 3 decoder layers, ff 256, 16 queries."""
+    """Teacher (early CPU probe, recipe C): cnn_s16, d128, 2 encoder / 3 decoder layers, ff 256, 16 queries."""
     return _detr(dict(backbone="cnn_s16", d_model=128, nhead=4, num_encoder_layers=2, num_decoder_layers=3,
                       dim_feedforward=256, num_queries=16), kw)

@@ -162,10 +162,11 @@ def evaluate(model, val, mean, std, *, area_rule: str, abs_areas, batch_size: in
     from paperzoo.engine.coco_eval import evaluate as coco_evaluate, results_from_predictions
 
     model.eval()
-    preds = []
+    preds, dev = [], next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(val), batch_size):
-            preds += model(to_float(val.images[s:s + batch_size], mean, std))
+            out = model(to_float(val.images[s:s + batch_size], mean, std).to(dev))
+            preds += [{k: v.cpu() for k, v in p.items()} for p in out]
     res = results_from_predictions(preds, val.image_ids, val.category_ids)
     m = coco_evaluate(val.coco_path, res, area_rule=area_rule, img_ids=val.image_ids, abs_areas=abs_areas)
     return {k: float(m[k]) for k in COCO_KEYS if k in m and math.isfinite(m[k])}
@@ -178,12 +179,12 @@ def deviations(block: dict, scale: str) -> list[str]:
            "copy-paste, AdamW 1e-4 with layer-wise lr decay 0.95, batch 16)",
            f"RetinaNet head with {d['num_convs']} convs per branch and GroupNorm (official: mmdet RetinaHead, 4 convs, "
            "256 channels)"]
+    out.append("torchvision's RetinaNet loss normalisation (per image by its foreground anchors; mmdet: per batch)")
     if block.get("dataset") == "coco":
         out += [f"COCO images squashed to {block.get('coco_size', 1024)}^2 (official: large-scale jitter 1024 crops "
                 "of scale 0.1-2.0 and copy-paste)",
                 "ImageNet-1K pretraining of both backbones in the DAG by one recipe (CEDNet's deep supervision for "
-                "CFNet; the paper starts ConvNeXt from its public weights)",
-                "torchvision's RetinaNet loss normalisation (per image by its foreground anchors; mmdet: per batch)"]
+                "CFNet; the paper starts ConvNeXt from its public weights)"]
     if scale != "paper":
         out += ["procedural shapes_dense (96 px, 2-6 objects) instead of COCO 2017",
                 "every backbone trained from scratch, no ImageNet-1K pretraining (the paper pretrains CFNet with "
@@ -228,8 +229,9 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, checkpo
 
         transfer = load_pretrained_backbone(model.features, load_checkpoint(pretrained)["model"])
     batches = StepBatches(train_set, o["batch_size"], seed, mean, std, hflip=o["hflip"])
+    device = torch.device("cuda") if torch.cuda.is_available() else None   # paper scale: the GPU
     t1 = time.perf_counter()
-    train(model, make_loss_fn(image_size), batches, steps=o["steps"], final=checkpoint, lr=o["lr"],
+    train(model, make_loss_fn(image_size), batches, steps=o["steps"], final=checkpoint, lr=o["lr"], device=device,
           weight_decay=o["weight_decay"], clip_grad=o["clip_grad"], schedule=o["schedule"], warmup=o["warmup"],
           drop_at=o["drop_at"], params=param_groups(model, block, arm), progress=progress,
           desc=f"cfnet {arm} seed{seed}")
@@ -241,7 +243,9 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, checkpo
     a = arm_from_config(block, arm)
     meta = run_meta(t0, threads, PACKAGES, model=a["model"], model_kwargs=a["kwargs"], steps=o["steps"],
                     train_s=round(t_train, 3), final_loss=history[-1]["loss"] if history else None, n_val=len(val),
-                    image_size=image_size, timing_note="CPU, 1 thread, other core busy with other jobs",
+                    image_size=image_size, device=str(device or "cpu"),
+                    timing_note=(f"GPU {torch.cuda.get_device_name()}" if device is not None else
+                                 f"CPU, {threads} thread(s), other cores busy with other jobs"),
                     pretrained=None if transfer is None else {"checkpoint": str(pretrained),
                                                               "loaded": len(transfer.get("loaded", []))},
                     deviations=deviations(block, scale))

@@ -202,10 +202,10 @@ class CPGNet(nn.Module):
         return {"logits": logits[-1], "stage_logits": logits}
 
 
-# --- registry: names encode the arm; mini widths by default (CPGNet brief §4.3) ---------------------
+# --- registry: names encode the arm; mini widths by default (our choice, see below) -----------------
 
-# Measured (1 thread, 6,000 points, batch 1): fuse2 ≈ 0.11 s/step, 0.21M params; the brief's
-# 32-wide nets cost 1.7× more per step and the whole mini study has ~8 min on 2 cores.
+# Measured (1 thread, 6,000 points, batch 1): fuse2 ≈ 0.11 s/step, 0.21M params; the
+# 32-wide nets first planned cost 1.7× more per step and the whole mini study has ~8 min on 2 cores.
 MINI = dict(point_width=16, grid_widths=(16, 16, 32), grid_out=16, blocks=1, bev_range=(-32.0, 32.0, -32.0, 32.0),
             bev_shape=(128, 128), rv_fov=(-15.0, 5.0), rv_shape=(16, 512))
 

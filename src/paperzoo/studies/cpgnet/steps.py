@@ -127,7 +127,8 @@ def load_scans(data_dir, split: str, dataset: str = "synthscan", limit: int | No
 
 
 def deviations(tr: dict, dataset: str, block: dict) -> list[str]:
-    """What this run does differently from the official SemanticKITTI recipe (brief §4.1)."""
+    """What this run does differently from the official recipe (GangZhang842/CPGNet
+    ``config/config_cpgnet_sgd_bili_sample_ohem_fp16.py``, released for nuScenes)."""
     out = []
     if tr["bn_batches"] > 0:
         out.append("BatchNorm running statistics re-estimated after training over "

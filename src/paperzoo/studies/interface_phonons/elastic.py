@@ -7,7 +7,7 @@ through the interface correlation ⟨y²⟩_T = ⟨(u_a − u_b)²⟩_T.
 
 Two parameter sets run through the same code:
 
-* the reduced model of the brief (ħ = k_B = m_L = k_L = 1) with its analytic checks,
+* the reduced model of ``config/config.yaml`` (ħ = k_B = m_L = k_L = 1) with its analytic checks,
 * an illustrative physical interface (``units.PhysicalInterface``) at T in K, with
   frequencies in THz and conductances in pW/K.
 

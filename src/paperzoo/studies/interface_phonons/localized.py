@@ -3,8 +3,10 @@
 Why an extension is needed: in the plain two-chain model (``chain.interface_device`` with
 ordinary interface atoms) the SCPH only stiffens a weak bond (k_eff ≪ k_L, k_R); the
 interface LDOS has no peak outside the leads' bands and the device has no bound state
-(``n_localized_base`` = 0 in the outputs). The brief (§3.4) lists three ways to obtain
-localized modes. This module uses (a), lighter interface atoms, because it is exactly
+(``n_localized_base`` = 0 in the outputs). We considered three ways to obtain localized
+modes: (a) interface atoms of a different (lighter) mass or with an on-site term, (b) a
+quasi-1D/2D strip with transverse momentum, (c) an interface potential with cross terms
+u_a² u_b². This module uses (a), lighter interface atoms, because it is exactly
 solvable and physically standard (e.g. H-terminated surfaces carry out-of-band
 C–H-like modes):
 
@@ -17,7 +19,7 @@ C–H-like modes):
   above the continuum, its decay length into the leads shrinks and its weight on the two
   interface atoms rises: the quartic term makes the localization temperature dependent.
 
-Variant (c) of the brief, a cross term ∝ u_a² u_b² in absolute displacements, is not used:
+Variant (c), a cross term ∝ u_a² u_b² in absolute displacements, is not used:
 it breaks translation invariance, and its Hartree pinning ∝ ⟨u²⟩ diverges for a free 1D
 chain (⟨u²⟩ of a chain atom is infrared divergent), so it is not a clean minimal model.
 On-site springs κ_a, κ_b (variant a') stay available as inputs (default 0).

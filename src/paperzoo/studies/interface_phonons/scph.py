@@ -12,7 +12,7 @@ bond (Gibbs–Bogoliubov): replace V_I by ½ k_eff y² with::
 solved by linear mixing (default 0.5). ⟨y²⟩ is the fluctuation of the bond variable in the
 harmonic system that carries k_eff, from the device Green's function of ``chain.py``:
 
-* real-frequency form (the brief's formula)::
+* real-frequency form (fluctuation–dissipation theorem)::
 
       ⟨y²⟩ = (2ħ/π) ∫₀^∞ dω w(ω) (−Im G_yy(ω)),  w = n_B + ½ (quantum), k_BT/ħω (classical)  (Eq. Y)
 

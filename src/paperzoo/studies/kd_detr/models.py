@@ -4,7 +4,7 @@ R50 teacher / R18 student at paper scale (timm ResNets, ``pretrained=False`` off
 Paper scale (official ``tools/train.sh``, DAB-DETR defaults): d 256, 8 heads, 6 encoder and
 6 decoder layers, FFN 2048, 300 queries, 91 COCO class logits (focal), ResNet C5 (stride
 32). DAB-DETR's published sizes: R50 44M parameters (DAB-DETR README model zoo); the R18
-student size is not published in the brief. ``dab_detr_r50`` / ``dab_detr_r18`` reuse
+student size: we found no published count. ``dab_detr_r50`` / ``dab_detr_r18`` reuse
 DETR-lite's DAB-style decoder, so their counts differ from the official modules by the
 parts DETR-lite leaves out (no dropout, single-scale, shared heads): see ``paper.yaml``.
 """

@@ -55,7 +55,8 @@ class CILModel(nn.Module):
 
 def ema_decay(c: float, steps_per_task: int) -> float:
     """d = 1 − c / steps_per_task: the offline PET moves ≈ c of the way to the online one per task
-    (official: 0.9999 over ≈1040 CIFAR steps, c ≈ 0.1; brief §1.3)."""
+    (official: ``ema_decay`` 0.9999 in gqk/LAE ``main.py`` over ≈1040 CIFAR steps, c ≈ 0.1;
+    the rescaling is ours, see docs/studies/lae.md)."""
     if steps_per_task < 1 or not 0 < c < steps_per_task:
         raise ValueError(f"ema_decay: need 0 < c < steps_per_task, got c={c}, steps={steps_per_task}")
     return 1.0 - c / steps_per_task
@@ -65,7 +66,8 @@ class PETAccumulator:
     """Offline PET: an EMA of the online PET, updated after every optimizer step (Eq. 4).
 
     ``update(model)`` reads ``model.pet``; the engine's training loop calls it (``ema=``).
-    Every parameter is averaged, learnable scalars included (pitfall 1.5).
+    Every parameter is averaged, learnable scalars included (as timm's ``ModelEmaV2`` over the
+    whole PET module in gqk/LAE ``main.py``).
     """
 
     def __init__(self, pet: nn.ModuleList, decay: float):

@@ -5,8 +5,9 @@
   classes), through ``engine.train`` (resumable). Stands in for the paper's IN-21k pretraining.
 * Paper scale: the official JAX checkpoint ``imagenet21k/ViT-B_16.npz`` (the one of
   L2P/DualPrompt/LAE) is downloaded (``data.coco_download.download``: resumable, size and
-  SHA-256 checked, HTTPS only) and loaded with timm's npz loader. The brief gives the URL
-  but no checksum, so the config holds ``sha256: null`` and the download refuses to run
+  SHA-256 checked, HTTPS only) and loaded with timm's npz loader. The official code gives the URL
+  (gqk/LAE ``libml/model/backbone/vit.py``, ``vit_b16_in21k``) but no checksum, so the config
+  holds ``sha256: null`` and the download refuses to run
   without ``allow_unverified: true``.
 
 Output ``backbone.pt``: ``{"model": vit state_dict, "name", "kwargs"}`` (weights_only-loadable).

@@ -5,8 +5,8 @@ recipe for predicting valley linear Weyl phonons in two dimensions", arXiv 2302.
 (published in Phys. Rev. B as "Complete list of valley linear Weyl point phonons in two
 dimensions"). Official code: none public.
 
-Only the abstract was read (brief ``shared/papers/phonons-lwp-interface.md`` §0–§2): the
-paper's table and its 11 candidate materials are unknown and are not typed anywhere.
+Only the abstract was read: the paper's table and its 11 candidate materials are unknown
+and are not typed anywhere.
 What is reproduced, DFT-free:
 
 * the headline count: the layer groups that host valley LWPs, from our own scan of all 80
@@ -16,7 +16,8 @@ What is reproduced, DFT-free:
 * graphene (p6/mmm) hosts valley LWPs with Berry phase ±π at K and ∓π at K′, while hBN
   (p-6m2), hexagonal with C3 at K, does not (``materials.py``; Tersoff potentials typed from
   the literature in ``potentials/``, phonons through phonopy in ``phonons.py``, the valley
-  analysis in ``valley.py``, brief §2.3: φ_n = −Im ln Π_k ⟨e_n(q_k)|e_n(q_{k+1})⟩);
+  analysis in ``valley.py``, the standard discrete single-band Berry phase
+  φ_n = −Im ln Π_k ⟨e_n(q_k)|e_n(q_{k+1})⟩);
 * figures (``figures.py``): bands with the K crossings, Berry phase vs loop radius, and
   the 80-group scan.
 

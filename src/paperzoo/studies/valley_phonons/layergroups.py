@@ -1,4 +1,4 @@
-"""A test structure for every one of the 80 layer groups, confirmed by spglib (brief §8).
+"""A test structure for every one of the 80 layer groups, confirmed by spglib.
 
 For layer group n we take the symmetry operations of its default setting in spglib's
 layer-group database (``spglib.get_symmetry_from_database(hall)`` with the negative Hall
@@ -11,7 +11,7 @@ aperiodic axis is c (``aperiodic_dir=2``). The structure is:
 * atoms: two general-position orbits of different species at heights +z_A and −z_B
   (z_A ≠ z_B, 0.5–1.5 Å). Two species keep the orbits from being swapped by an extra
   operation; two heights keep a polar group from gaining a horizontal mirror, which is
-  what a single flat orbit does (brief §6, pitfall 1).
+  what a single flat orbit does (spglib then reports the higher group).
 
 Acceptance uses geometry only (every orbit has |G| points, no two atoms closer than
 ``min_distance_A``; of ``n_candidates`` such seeds the most evenly spread one, largest

@@ -1,10 +1,10 @@
 """One material end to end: structure → layer group → Tersoff phonons → valley analysis at K, K′.
 
 Graphene (Lindsay–Broido C) and hBN (Sevik/Kınacı B–N) are the two materials computed here
-(brief §2.4). The valley analysis follows ``valley.py``: degenerate pairs at K and K′ with a
-stated tolerance, the linear-splitting slope of chosen band pairs, phonopy's little
-co-group and degenerate-set dimensions at K, and single-band Berry phases on circles of
-several radii (in units of |K|) around K and K′ = −K.
+(potentials cited in ``potentials/*.tersoff``). The valley analysis follows ``valley.py``:
+degenerate pairs at K and K′ with a stated tolerance, the linear-splitting slope of chosen
+band pairs, phonopy's little co-group and degenerate-set dimensions at K, and single-band
+Berry phases on circles of several radii (in units of |K|) around K and K′ = −K.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def build_phonopy(unitcell: Atoms, supercell: Sequence[int], *, symprec: float) 
     """Phonopy object for a primitive ``unitcell`` and an in-plane supercell (n1, n2, 1).
 
     ``primitive_matrix='P'`` keeps the given cell: phonopy's 'auto' may mix the vacuum axis
-    into the in-plane vectors for some slabs (brief §8).
+    into the in-plane vectors for some slabs (observed with phonopy 4.10).
     """
     n1, n2 = (int(s) for s in supercell)
     return Phonopy(to_phonopy_atoms(unitcell), supercell_matrix=np.diag([n1, n2, 1]),
@@ -43,7 +43,7 @@ def compute_force_constants(ph: Phonopy, calculator_for: Callable[[Atoms], Calcu
     ``calculator_for(perfect_supercell)`` returns the calculator to use on the displaced
     supercells (a reference-based model such as ``BondSprings`` needs the perfect one).
     ``symmetrize`` imposes translational invariance and index symmetry; exact degeneracies
-    at K are then exact to ~1e-10 THz instead of ~1e-6 (brief §6).
+    at K are then exact to ~1e-10 THz instead of ~1e-6 (measured).
     """
     ph.generate_displacements(distance=distance_A, is_plusminus="auto")
     calc = calculator_for(to_ase_atoms(ph.supercell))

@@ -3,7 +3,7 @@
 * :func:`tersoff` — ASE's native Tersoff calculator (``ase.calculators.tersoff``) reading a
   parameter file typed from the published papers (``potentials/*.tersoff``, LAMMPS column
   order, citation header in each file). Energies in eV, forces in eV/Å.
-* :class:`BondSprings` — harmonic bond springs about a reference structure (brief §2.4):
+* :class:`BondSprings` — harmonic bond springs about a reference structure (our generic model):
 
       E = ½ Σ_(i<j, d_ij < r_cut) (u_i − u_j)ᵀ K_ij (u_i − u_j),
       K_ij = k(d) r̂r̂ᵀ + t(d) (1 − r̂r̂ᵀ),
@@ -40,7 +40,7 @@ def tersoff(filename: str) -> Tersoff:
 
 @dataclass(frozen=True)
 class SpringLaw:
-    """Distance dependence of the bond springs (defaults: brief §2.4).
+    """Distance dependence of the bond springs (defaults: our choice, the first law of ``lgscan.spring_models``).
 
     k(d) = s_ab · k0 · exp(−(d − d0)/decay_long_A) [eV/Å²] along the bond, and
     t(d) = transverse_ratio · k(d) · exp(−(d − d0)/decay_trans_A) across it; bonds longer

@@ -2,9 +2,9 @@
 
 Graphene and hexagonal BN are built with ``ase.build.graphene`` (a1 = a(1, 0),
 a2 = a(−1/2, √3/2), c = vacuum axis); the lattice constant a0 (Å) minimises the energy per
-atom of the force model at fixed planar geometry (brief §2.4). The layer group comes from
+atom of the force model at fixed planar geometry. The layer group comes from
 ``spglib.get_layergroup(cell, aperiodic_dir=2)``; a wrong ``aperiodic_dir`` silently
-gives a wrong group (brief §8), so it is pinned here.
+gives a wrong group (observed with spglib 2.8), so it is pinned here.
 """
 from __future__ import annotations
 

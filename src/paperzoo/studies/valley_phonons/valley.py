@@ -9,7 +9,7 @@ All functions take a phonopy object with force constants and a reduced q-point.
   and a nodal line 0 (Δω = 0) along the line. Sampled directions can miss a line, so the
   scan also fits the cone (Δω/2r)² = nᵀ MᵀM n and asks for λ_min(MᵀM) > 0
   (``cone_eigenvalues``) and tests the symmetry lines through q0 explicitly.
-* Single-band Berry phase on a circle of radius r (brief §2.3; the standard discrete Berry phase):
+* Single-band Berry phase on a circle of radius r (the standard discrete Berry phase):
 
       φ_n = −Im ln Π_{k=0}^{N−1} ⟨e_n(q_k) | e_n(q_{k+1})⟩,   q_N ≡ q_0,
 
@@ -23,7 +23,7 @@ All functions take a phonopy object with force constants and a reduced q-point.
   require the smallest singular value of P0ᴴ E_k ≥ ``overlap_min`` for every loop point,
   with P0 the eigenvectors of the group at q0 and E_k those of the same band indices at
   q_k. Larger loops in graphene fail this (the TA mode lies 2.3 cm⁻¹ above the LA/LO pair
-  at K, brief §2.3) and are reported as invalid, not used.
+  at K with the Tersoff potential) and are reported as invalid, not used.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def circle(ph: Phonopy, q0: np.ndarray, radius_inv_A: float, n_points: int,
 
 
 def berry_phase(eigvecs: np.ndarray, band: int) -> float:
-    """Single-band Berry phase (rad, in [−π, π)) of ``band`` on a closed loop (module docstring, brief §2.3).
+    """Single-band Berry phase (rad, in [−π, π)) of ``band`` on a closed loop (module docstring).
 
     ``eigvecs`` (N, nb, nb): eigenvectors at the N loop points, modes as columns.
     """
