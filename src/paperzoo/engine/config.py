@@ -5,6 +5,10 @@ nested defaults, e.g. ``interface_phonons.md.n_steps: 20000``. An overlay may on
 keys that exist in the defaults (a typo fails here, naming the key). The merged config is
 then validated against ``workflow/schemas/config.schema.yaml`` (unknown keys rejected).
 Every error names the offending key and what was expected, before any job starts.
+
+    python -m paperzoo.engine.config --scale mini [--study kd_detr] [--root .]
+
+prints the effective config of a scale (defaults + overlay, validated) as YAML.
 """
 from __future__ import annotations
 
@@ -112,3 +116,29 @@ def load_block(root: str | Path, study: str, scale: str = "mini", sets: list[str
     root = Path(root)
     block = study_block(resolve({**read_yaml(root / "config" / "config.yaml"), "scale": scale}, root), study)
     return set_dotted(block, list(sets))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    import yaml
+
+    ap = argparse.ArgumentParser(description="Print the effective config of a scale (defaults + overlay).")
+    ap.add_argument("--scale", default="mini", choices=SCALES)
+    ap.add_argument("--study", help="only this study's block (or 'data')")
+    ap.add_argument("--root", type=Path, default=Path("."), help="repository root (holds config/ and workflow/)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = resolve({**read_yaml(args.root / "config" / "config.yaml"), "scale": args.scale}, args.root)
+    except ConfigError as err:
+        sys.exit(f"config: {err}")
+    if args.study:
+        if args.study not in cfg:
+            sys.exit(f"config: no block {args.study!r}; blocks: {', '.join(sorted(k for k in cfg if isinstance(cfg[k], dict)))}")
+        cfg = {args.study: cfg[args.study]}
+    yaml.safe_dump(cfg, sys.stdout, sort_keys=False, default_flow_style=None, width=110)
+
+
+if __name__ == "__main__":
+    main()
