@@ -60,6 +60,8 @@ rule cfnet_train:
 rule data_imagenet:
     output:
         f"{IMAGENET}/extracted.json",
+    params:
+        root=lambda w, output: os.path.dirname(output[0]),
     log:
         "logs/data/paper/imagenet.log",
     benchmark:
@@ -70,8 +72,8 @@ rule data_imagenet:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m paperzoo.data.imagenet verify --root {IMAGENET} --out {IMAGENET}/verified.json > {log} 2>&1"
-        " && python -m paperzoo.data.imagenet extract --root {IMAGENET} --out {output} >> {log} 2>&1"
+        "python -m paperzoo.data.imagenet verify --root {params.root} --out {params.root}/verified.json > {log} 2>&1"
+        " && python -m paperzoo.data.imagenet extract --root {params.root} --out {output} >> {log} 2>&1"
 
 
 rule cfnet_pretrain:
@@ -83,6 +85,7 @@ rule cfnet_pretrain:
     params:
         cfg=lambda w: get_block(CF, "arms", "pretrain"),
         scale=SCALE,
+        data_dir=lambda w, input: os.path.dirname(input[0]),
     wildcard_constraints:
         arm="|".join(CF_ARMS) if CF_ARMS else "NONE",
     log:
@@ -97,7 +100,7 @@ rule cfnet_pretrain:
         "../../envs/torch.yaml"
     shell:
         "python -m paperzoo.studies.cfnet.pretrain --params {params.cfg:q} --scale {params.scale} --arm {wildcards.arm}"
-        " --data-dir {IMAGENET} --checkpoint {output.checkpoint} --out {output.metrics} --threads {threads}"
+        " --data-dir {params.data_dir} --checkpoint {output.checkpoint} --out {output.metrics} --threads {threads}"
         " --workers {threads} > {log} 2>&1"
 
 
