@@ -245,3 +245,30 @@ def results_from_predictions(predictions: Sequence[dict], image_ids: Sequence[in
                 r["segmentation"] = {"size": list(rles[k]["size"]), "counts": rles[k]["counts"].decode("ascii")}
             out.append(r)
     return out
+
+
+def evaluate_model(model, val, mean, std, *, keys: Sequence[str], area_rule: AreaRule = "scaled",
+                   abs_areas: Sequence[float] | None = None, batch_size: int = 50) -> dict[str, float]:
+    """COCO bbox metrics ``keys`` (those that are finite) of a detector on a validation set.
+
+    ``model(images)`` in eval mode must return one dict per image with ``boxes`` (n, 4) xyxy
+    pixels, ``scores`` (n,) and ``labels`` (n,) contiguous class indices (a
+    ``layers.dense.DenseDetector``). ``val``: a ``DetectionSet`` (or ``SquareCocoSet``) with
+    ``images``, ``image_ids``, ``category_ids`` and ``coco_path``; batches are normalised with
+    ``mean``/``std`` and moved to the model's device, predictions back to the CPU.
+    """
+    import math
+
+    import torch
+
+    from paperzoo.data.sets import to_float
+
+    model.eval()
+    preds, dev = [], next(model.parameters()).device
+    with torch.no_grad():
+        for s in range(0, len(val), batch_size):
+            out = model(to_float(val.images[s:s + batch_size], mean, std).to(dev))
+            preds += [{k: v.cpu() for k, v in p.items()} for p in out]
+    res = results_from_predictions(preds, val.image_ids, val.category_ids)
+    m = evaluate(val.coco_path, res, area_rule=area_rule, img_ids=val.image_ids, abs_areas=abs_areas)
+    return {k: float(m[k]) for k in keys if k in m and math.isfinite(m[k])}

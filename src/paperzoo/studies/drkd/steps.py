@@ -250,23 +250,12 @@ def make_loss_fn(image_size: int, *, teacher=None, kd: dict | None = None, seed:
 
 
 def evaluate(model, val, mean, std, *, area_rule: str, abs_areas, batch_size: int = 50) -> dict[str, float]:
-    """COCO bbox metrics (``COCO_KEYS`` that are finite) of the detector ``model`` on ``val``."""
-    import math
+    """COCO bbox metrics (``COCO_KEYS`` that are finite) of the detector ``model`` on ``val``
+    (``engine.coco_eval.evaluate_model``)."""
+    from paperzoo.engine.coco_eval import evaluate_model
 
-    import torch
-
-    from paperzoo.data.sets import to_float
-    from paperzoo.engine.coco_eval import evaluate as coco_evaluate, results_from_predictions
-
-    model.eval()
-    preds, dev = [], next(model.parameters()).device
-    with torch.no_grad():
-        for s in range(0, len(val), batch_size):
-            out = model(to_float(val.images[s:s + batch_size], mean, std).to(dev))
-            preds += [{k: v.cpu() for k, v in p.items()} for p in out]
-    res = results_from_predictions(preds, val.image_ids, val.category_ids)
-    m = coco_evaluate(val.coco_path, res, area_rule=area_rule, img_ids=val.image_ids, abs_areas=abs_areas)
-    return {k: float(m[k]) for k in COCO_KEYS if k in m and math.isfinite(m[k])}
+    return evaluate_model(model, val, mean, std, keys=COCO_KEYS, area_rule=area_rule, abs_areas=abs_areas,
+                          batch_size=batch_size)
 
 
 def diagnostics(kit, teacher, val, mean, std, *, n_diag: int, image_size: int, seed: int = 0,
