@@ -343,3 +343,17 @@ def dense_lite(**kw) -> DenseDetector:
     classes, anchors 8/16/32 px x 3 scales x 3 ratios (A = 9; largest square anchor ~51 px)."""
     return _dense(dict(widths=(16, 32, 64, 128), fpn_channels=64),
                   dict(num_classes=4, anchor_sizes=retinanet_anchor_sizes((8, 16, 32)), num_convs=2, gn_groups=8), kw)
+
+
+def dense_kwargs(d: dict) -> dict:
+    """A study's ``detector`` config block → :class:`DenseDetector` keywords.
+
+    ``anchor_base`` (px per level) x ``anchor_scales`` give each level's anchor sizes;
+    ``aspect_ratios``, ``num_convs``, ``gn_groups``, ``score_thresh``, ``nms_thresh`` and
+    ``detections_per_img`` pass through.
+    """
+    base, scales = [float(b) for b in d["anchor_base"]], [float(s) for s in d["anchor_scales"]]
+    return {"anchor_sizes": tuple(tuple(round(b * s, 2) for s in scales) for b in base),
+            "aspect_ratios": tuple(float(r) for r in d["aspect_ratios"]), "num_convs": int(d["num_convs"]),
+            "gn_groups": int(d["gn_groups"]), "score_thresh": float(d["score_thresh"]),
+            "nms_thresh": float(d["nms_thresh"]), "detections_per_img": int(d["detections_per_img"])}

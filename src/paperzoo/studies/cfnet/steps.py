@@ -44,13 +44,10 @@ def arm_from_config(block: dict, arm: str) -> dict:
 
 
 def detector_from_config(block: dict) -> dict:
-    """``cfnet.detector`` → ``DenseDetector`` keywords (anchor sizes: base per level x scales)."""
-    d = block["detector"]
-    base, scales = [float(b) for b in d["anchor_base"]], [float(s) for s in d["anchor_scales"]]
-    return {"anchor_sizes": tuple(tuple(round(b * s, 2) for s in scales) for b in base),
-            "aspect_ratios": tuple(float(r) for r in d["aspect_ratios"]), "num_convs": int(d["num_convs"]),
-            "gn_groups": int(d["gn_groups"]), "score_thresh": float(d["score_thresh"]),
-            "nms_thresh": float(d["nms_thresh"]), "detections_per_img": int(d["detections_per_img"])}
+    """``cfnet.detector`` → ``DenseDetector`` keywords (``layers.dense.dense_kwargs``)."""
+    from paperzoo.layers.dense import dense_kwargs
+
+    return dense_kwargs(block["detector"])
 
 
 def train_from_config(block: dict) -> dict:
@@ -200,8 +197,7 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, checkpo
     from paperzoo.engine.train import load_trained, train
 
     t0 = time.perf_counter()
-    seed_everything(seed, threads)
-    torch.set_num_threads(threads)
+    seed_everything(seed, threads)   # also sets torch's thread count
     ev, o = eval_from_config(block), train_from_config(block)
     train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"], ev["coco_size"])
     image_size = ev["coco_size"] if ev["dataset"] == "coco" else int(train_set.images.shape[-1])

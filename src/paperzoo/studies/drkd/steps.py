@@ -85,13 +85,10 @@ def optim_kwargs(o: dict) -> dict:
 
 
 def detector_from_config(block: dict) -> dict:
-    """``drkd.detector`` → ``DenseDetector`` keywords (anchor sizes: base per level x scales)."""
-    d = block["detector"]
-    base, scales = [float(b) for b in d["anchor_base"]], [float(s) for s in d["anchor_scales"]]
-    return {"anchor_sizes": tuple(tuple(round(b * s, 2) for s in scales) for b in base),
-            "aspect_ratios": tuple(float(r) for r in d["aspect_ratios"]), "num_convs": int(d["num_convs"]),
-            "gn_groups": int(d["gn_groups"]), "score_thresh": float(d["score_thresh"]),
-            "nms_thresh": float(d["nms_thresh"]), "detections_per_img": int(d["detections_per_img"])}
+    """``drkd.detector`` → ``DenseDetector`` keywords (``layers.dense.dense_kwargs``)."""
+    from paperzoo.layers.dense import dense_kwargs
+
+    return dense_kwargs(block["detector"])
 
 
 def kd_from_config(block: dict) -> dict:
@@ -323,10 +320,8 @@ def deviations(block: dict, scale: str, part: str = "student") -> list[str]:
 # --- steps ---------------------------------------------------------------------------------
 
 def _setup(block: dict, data_dir, seed: int, threads: int):
-    import torch
 
-    seed_everything(seed, threads)
-    torch.set_num_threads(threads)
+    seed_everything(seed, threads)   # also sets torch's thread count
     ev = eval_from_config(block)
     train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"], ev["coco_size"])
     fit, _ = split_train(train_set, kd_from_config(block)["holdout_frac"])
@@ -432,8 +427,7 @@ def run_calibrate(block: dict, *, scale: str, data_dir, teacher_checkpoint, init
     from .models import check_pair, pyramid
 
     t0 = time.perf_counter()
-    seed_everything(seed, threads)
-    torch.set_num_threads(threads)
+    seed_everything(seed, threads)   # also sets torch's thread count
     ev, kd, o = eval_from_config(block), kd_from_config(block), opt_from_config(block, "student")
     train_set, mean, std = load_train_only(data_dir, ev["dataset"], ev["coco_size"])
     size = image_size_of(ev, train_set)

@@ -269,10 +269,8 @@ def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None =
 # --- steps ---------------------------------------------------------------------------------
 
 def _setup(block: dict, data_dir, seed: int, threads: int):
-    import torch
 
-    seed_everything(seed, threads)
-    torch.set_num_threads(threads)
+    seed_everything(seed, threads)   # also sets torch's thread count
     ev = eval_from_config(block)
     train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"], ev["coco_size"])
     return ev, train_set, val, mean, std
