@@ -20,6 +20,8 @@ include: "workflow/rules/cpgnet.smk"
 include: "workflow/rules/lae.smk"
 include: "workflow/rules/kd_detr.smk"
 include: "workflow/rules/cfnet.smk"
+include: "workflow/rules/drkd.smk"
+include: "workflow/rules/group_detr.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -113,7 +113,9 @@ def test_fresh_clone_plans_every_run(tmp_path, scale):
     contain the same run files as the plan once the aggregates are gone too (then the
     aggregation needs every run): every run of every study, whatever figures read."""
     root = copy_workflow(tmp_path)
-    studies = ["interface_phonons", "valley_phonons", "cpgnet", "lae", "kd_detr", "cfnet"]
+    from paperzoo.engine.io import read_yaml
+
+    studies = read_yaml(REPO / "config" / "config.yaml")["studies"]   # every study in the DAG
     for study in studies:   # committed aggregates (as at mini; a stand-in at tiny)
         for name in ("metrics.json", "claims.json"):
             src = REPO / "results" / study / "mini" / name

@@ -60,16 +60,24 @@ def get_block(study, *keys):
     """JSON of the study's config block (only the given sub-keys).
 
     Passing only the sub-blocks a rule reads means a change to one step's settings
-    reruns that step, not the whole study.
+    reruns that step, not the whole study. A dotted key ("kd.calibration") keeps only
+    that branch of its parent ({"kd": {"calibration": ...}}).
     """
     block = study_block(config, study)
-    if keys:
-        block = {k: block[k] for k in keys}
-    return json.dumps(block, sort_keys=True)
+    if not keys:
+        return json.dumps(block, sort_keys=True)
+    out = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        src, dst = block, out
+        for p in parents:
+            src, dst = src[p], dst.setdefault(p, {})
+        dst[leaf] = src[leaf]
+    return json.dumps(out, sort_keys=True)
 
 
 # Datasets of the embedded scales (workflow/rules/data.smk); COCO 2017 at paper scale.
-DATASETS = ["shapes", "shapes_easy", "shapes_dense", "classes", "digits", "synthscan"]
+DATASETS = ["shapes", "shapes_easy", "shapes_dense", "shapes_o365", "classes", "digits", "synthscan"]
 
 
 def get_data_block(dataset):

@@ -2,8 +2,8 @@
 
     python -m paperzoo.data.generate <dataset> --params P --out-dir results/data/<dataset>/<scale>
 
-``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense`` are
-three specs of the same generator, :mod:`.shapes`).
+``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense``, ``shapes_o365`` are
+four specs of the same generator, :mod:`.shapes`).
 
 ``P`` is the dataset's config block (``data.<dataset>`` after the scale overlay) as JSON
 text or a JSON file. Only the ``*_from_config`` functions read it. The command writes the
@@ -33,7 +33,7 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense")   # one generator (.shapes), three config specs
+SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense", "shapes_o365")   # one generator (.shapes), four config specs
 DATASETS = (*SHAPES_DATASETS, "classes", "digits", "synthscan")
 MANIFEST = "manifest.json"
 

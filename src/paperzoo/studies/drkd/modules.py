@@ -98,6 +98,20 @@ def random_filter_mask(x: Tensor, generator: torch.Generator | None = None) -> T
     return F.softmax(F.linear(x, w, b), dim=-1)
 
 
+def block_filter_mask(x: Tensor, outside: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``random_filter_mask`` of every image of a batch at once. x: (N, D) instances of all
+    images; outside: (N, N) True where row and column belong to different images. One (N, D)
+    weight and (N,) bias draw (row j is the filter output of instance j of its own image), the
+    full (N, N) map, then a softmax over each row's own image only. Returns (N, N), zero across
+    images; each diagonal block is a ``random_filter_mask`` of its image."""
+    n, d = x.shape
+    bound = 1.0 / math.sqrt(d)
+    dev = generator.device if generator is not None else x.device
+    w = torch.rand(n, d, generator=generator, device=dev, dtype=x.dtype).to(x.device) * 2 * bound - bound
+    b = torch.rand(n, generator=generator, device=dev, dtype=x.dtype).to(x.device) * 2 * bound - bound
+    return F.softmax(F.linear(x, w, b).masked_fill(outside, float("-inf")), dim=-1)
+
+
 class ObjectRelation(nn.Module):
     """Instance-wise relation module (``ObjectRelation_1``), applied per image.
 
@@ -125,6 +139,7 @@ class ObjectRelation(nn.Module):
         self.W = nn.Linear(self.inter, dim)
 
     def _one(self, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """One image, written as the formula (the reference of the batched ``forward``)."""
         f = self.theta(x) @ self.phi(x).T
         if self.filter == "code":
             f = f * random_filter_mask(x, generator)
@@ -133,22 +148,32 @@ class ObjectRelation(nn.Module):
 
     def forward(self, x: Tensor, sizes: list[int] | None = None, generator: torch.Generator | None = None,
                 return_attention: bool = False):
+        """All images at once: the relation logits of the whole batch are one (N, N) product,
+        restricted to the per-image diagonal blocks by a -inf mask before each softmax, so that
+        images never interact. Equal to ``_one`` per image (the filter weights are one (N, D)
+        draw split into per-image (n_i, D) blocks: the same law as a fresh ``Linear(D, n_i)`` per
+        image)."""
         shape = x.shape
         flat = x.reshape(shape[0], -1)
         if flat.shape[1] != self.dim:
             raise ValueError(f"instance dim {flat.shape[1]} != {self.dim}")
         sizes = [shape[0]] if sizes is None else list(sizes)
-        outs, atts = [], []
-        for chunk in flat.split(sizes):
-            if chunk.shape[0] == 0:
-                outs.append(chunk)
-                atts.append(chunk.new_zeros(0, 0))
-                continue
-            z, a = self._one(chunk, generator)
-            outs.append(z)
-            atts.append(a)
-        z = torch.cat(outs).reshape(shape)
-        return (z, atts) if return_attention else z
+        if sum(sizes) != shape[0]:
+            raise ValueError(f"sizes {sizes} do not add up to {shape[0]} instances")
+        if shape[0] == 0:
+            return (x, [flat.new_zeros(0, 0) for _ in sizes]) if return_attention else x
+        image = torch.repeat_interleave(torch.arange(len(sizes), device=x.device),
+                                        torch.tensor(sizes, device=x.device))
+        outside = image[:, None] != image[None, :]                       # (N, N): pairs across images
+        f = self.theta(flat) @ self.phi(flat).T
+        if self.filter == "code":
+            f = f * block_filter_mask(flat, outside, generator)
+        att = F.softmax(f.masked_fill(outside, float("-inf")), dim=-1)   # block diagonal
+        z = (self.W(att @ self.g(flat)) + flat).reshape(shape)
+        if not return_attention:
+            return z
+        ends = torch.tensor(sizes).cumsum(0).tolist()
+        return z, [att[e - n:e, e - n:e] for n, e in zip(sizes, ends)]
 
 
 class Adapter(nn.Module):

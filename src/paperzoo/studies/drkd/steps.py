@@ -112,6 +112,12 @@ def kd_from_config(block: dict) -> dict:
             "factor": float(c.get("factor", 1.0))}
 
 
+def holdout_frac_of(block: dict) -> float:
+    """``drkd.kd.calibration.holdout_frac``: the train tail no training step reads (the teacher
+    and init rules get only ``kd.calibration``, so a change of the weights does not rerun them)."""
+    return float((block["kd"].get("calibration") or {}).get("holdout_frac", 0.0))
+
+
 def eval_from_config(block: dict) -> dict:
     e = block["eval"]
     return {"n_val": int(e["n_val"]), "area_rule": str(e["area_rule"]),
@@ -276,44 +282,48 @@ def diagnostics(kit, teacher, val, mean, std, *, n_diag: int, image_size: int, s
 
 
 def deviations(block: dict, scale: str, part: str = "student") -> list[str]:
-    """Every recorded difference from the official recipe at this scale (``part``: whose
-    optimisation the first line describes, teacher | student)."""
-    o, kd, d = opt_from_config(block, part), kd_from_config(block), block["detector"]
-    t = block["teacher"]
+    """Every recorded difference from the official recipe at this scale (``part``: whose run the
+    list describes, teacher | student; the teacher's omits the distillation lines, whose keys
+    its rule does not receive)."""
+    o, d, t = opt_from_config(block, part), block["detector"], block["teacher"] if part == "teacher" else None
     out = [f"AdamW lr {o['lr']:g}, wd {o['weight_decay']:g}, {o['steps']} steps at batch {o['batch_size']}, "
            f"{o['schedule']} schedule, horizontal flip only (official: the mmdet 2x configs named in the README, "
            "faster_rcnn_r50_fpn_2x_coco / retinanet_r50_fpn_2x_coco: SGD, 24 epochs, 8 GPUs)",
            f"RetinaNet-lite (layers.dense, {d['num_convs']} GN convs per branch) on pyramid P3-P5 for teacher and "
            "student (official: the complete method in Faster R-CNN R50-FPN, P2-P6; the RetinaNet file "
-           "single_stage.py has IRD only and does not run as released)",
-           f"IRD / INS on the first {kd['roi_levels']} pyramid levels (P3, P4; released: levels 0 and 1 = P2, P3), "
-           f"RoIAlign {kd['roi_size']}x{kd['roi_size']}, PRD on every level with GloRe mid widths C/4 on the first "
-           "two and C on the rest (the released rule)",
-           ("RoI features of each image pooled from its OWN feature map (the release passes [gt_bboxes[b]] to "
-            "roi_align, which pools every image's boxes from the FIRST image of the batch)"
-            if kd["pool_from"] == "own" else "RoI features pooled from the first image of the batch (release bug)"),
-           (f"loss form '{kd['loss_form']}': " + ("torch.dist (unsquared Frobenius norm) summed over levels and "
-                                                  "images, as released" if kd["loss_form"] == "code" else
-                                                  "mean squared error averaged over levels (our reading of the "
-                                                  "paper; its normalisation is not confirmed)")),
-           f"loss weights {kd['weights']} ({kd['weights_provenance'] or 'provenance not recorded'}); released "
-           "two-stage weights PRD 1e-3, IRD 4e-3, INS 2.4e-3 were set for 256-channel COCO maps, and the "
-           "unsquared norms scale with map size",
-           f"teacher {t['model']} trained here once (seed {t.get('seed', 0)}, {t['steps']} steps) and shared by "
-           "every seed (official: an mmdet model-zoo Cascade Mask R-CNN X101-32x4d DCN for the two-stage student)",
-           "teacher-side GloRe / relation modules and every adapter trained in the student's optimizer, teacher "
-           "detector frozen in eval mode (as released)"]
-    if kd["holdout_frac"] > 0:
-        out.append(f"the last {kd['holdout_frac']:.0%} of the train images are held out of every training step for "
-                   "the one-off loss-weight calibration")
-    if int(block["student"].get("init_steps", 0)):
-        out.append(f"student starts from a shared initialisation ({block['student']['init_steps']} steps of plain "
-                   "detection training, identical for every arm of a seed)")
+           "single_stage.py has IRD only and does not run as released)"]
+    if part == "teacher":
+        out.append(f"teacher {t['model']} trained here once (seed {t.get('seed', 0)}, {t['steps']} steps) and shared "
+                   "by every seed (official: an mmdet model-zoo Cascade Mask R-CNN X101-32x4d DCN for the two-stage "
+                   "student)")
+    else:
+        kd = kd_from_config(block)
+        out += [
+            f"IRD / INS on the first {kd['roi_levels']} pyramid levels (P3, P4; released: levels 0 and 1 = P2, P3), "
+            f"RoIAlign {kd['roi_size']}x{kd['roi_size']}, PRD on every level with GloRe mid widths C/4 on the first "
+            "two and C on the rest (the released rule)",
+            ("RoI features of each image pooled from its OWN feature map (the release passes [gt_bboxes[b]] to "
+             "roi_align, which pools every image's boxes from the FIRST image of the batch)"
+             if kd["pool_from"] == "own" else "RoI features pooled from the first image of the batch (release bug)"),
+            (f"loss form '{kd['loss_form']}': " + ("torch.dist (unsquared Frobenius norm) summed over levels and "
+                                                   "images, as released" if kd["loss_form"] == "code" else
+                                                   "mean squared error averaged over levels (our reading of the "
+                                                   "paper; its normalisation is not confirmed)")),
+            f"loss weights {kd['weights']} ({kd['weights_provenance'] or 'provenance not recorded'}); released "
+            "two-stage weights PRD 1e-3, IRD 4e-3, INS 2.4e-3 were set for 256-channel COCO maps, and the "
+            "unsquared norms scale with map size",
+            "teacher-side GloRe / relation modules and every adapter trained in the student's optimizer, teacher "
+            "detector frozen in eval mode (as released)"]
+        if int(block["student"].get("init_steps", 0)):
+            out.append(f"student starts from a shared initialisation ({block['student']['init_steps']} steps of plain "
+                       "detection training, identical for every arm of a seed)")
+    if holdout_frac_of(block) > 0:
+        out.append(f"the last {holdout_frac_of(block):.0%} of the train images are held out of every training step "
+                   "for the one-off loss-weight calibration")
     if scale != "paper":
         out += ["procedural shapes_dense (96 px, 2-6 objects) instead of COCO 2017",
-                f"miniature conv-BN-ReLU backbones trained from scratch (teacher {block['teacher']['model']}, "
-                f"student {block['student']['model']}, the same FPN width) instead of ImageNet-pretrained ResNet-50 "
-                "students and X101 teachers"]
+                f"miniature conv-BN-ReLU backbone ({o['model']}) trained from scratch, teacher wider than student "
+                "with the same FPN width, instead of ImageNet-pretrained ResNet-50 students and X101 teachers"]
     return out
 
 
@@ -324,7 +334,7 @@ def _setup(block: dict, data_dir, seed: int, threads: int):
     seed_everything(seed, threads)   # also sets torch's thread count
     ev = eval_from_config(block)
     train_set, val, mean, std = load_data(data_dir, ev["dataset"], ev["n_val"], ev["coco_size"])
-    fit, _ = split_train(train_set, kd_from_config(block)["holdout_frac"])
+    fit, _ = split_train(train_set, holdout_frac_of(block))
     return ev, fit, val, mean, std, image_size_of(ev, train_set)
 
 
