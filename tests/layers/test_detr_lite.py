@@ -145,6 +145,24 @@ def test_self_attention_is_shared_without_groups():
         assert not torch.allclose(model(x)["pred_logits"][:, :4], ref[:, :4])
 
 
+def test_shared_self_attention_switch_lets_groups_interact():
+    """``group_self_attn=False`` (Group DETR's shared self-attention ablation): perturbing group
+    1's anchors now changes group 0's predictions in training; the same weights with the switch
+    on leave group 0 untouched; eval (group 0 only) does not depend on the switch."""
+    torch.manual_seed(0)
+    shared = create_model("test_detr_lite", num_groups=2, group_self_attn=False).train()
+    grouped = create_model("test_detr_lite", num_groups=2)
+    grouped.load_state_dict(shared.state_dict())
+    Q, x = shared.num_queries, _images()
+    with torch.no_grad():
+        ref_s, ref_g = shared(x)["pred_logits"][:, :Q], grouped.train()(x)["pred_logits"][:, :Q]
+        for m in (shared, grouped):
+            m.anchors[Q:] += torch.randn(Q, 4, generator=torch.Generator().manual_seed(1))
+        assert not torch.allclose(shared(x)["pred_logits"][:, :Q], ref_s)
+        assert_allclose(grouped(x)["pred_logits"][:, :Q].numpy(), ref_g.numpy(), atol=1e-6)
+        assert_allclose(shared.eval()(x)["pred_logits"].numpy(), grouped.eval()(x)["pred_logits"].numpy(), atol=1e-6)
+
+
 def test_inference_uses_only_group_zero():
     torch.manual_seed(0)
     model = create_model("test_detr_lite", num_groups=4)

@@ -22,7 +22,9 @@ def _block() -> dict:
             "loss_weights": {"ce": 2.0, "bbox": 5.0, "giou": 2.0}, "matcher_costs": {"cls": 2.0, "bbox": 5.0, "giou": 2.0},
             "eval": {"n_val": 6, "top_k": 20, "nms_iou": 0.7, "area_rule": "scaled"},
             "arms": {"detpre": {"g1": {"num_groups": 1, "encoder": "mim"}, "g3": {"num_groups": 3, "encoder": "mim"},
-                                "g1_noE": {"num_groups": 1, "encoder": "none"}},
+                                "g1_noE": {"num_groups": 1, "encoder": "none"},
+                                "naive2": {"num_groups": 1, "encoder": "mim", "repeat_targets": 2},
+                                "g3_shared": {"num_groups": 3, "encoder": "mim", "shared_self_attn": True}},
                      "finetune": {"ft_full": {"num_groups": 3, "encoder": "mim", "from": "g3"},
                                   "ft_noD": {"num_groups": 3, "encoder": "mim", "from": None}}}}
 
@@ -110,9 +112,18 @@ def test_detections_nms_removes_duplicates():
     assert yes["scores"][0] == no["scores"][0]
 
 
+def test_repeat_targets_lists_every_object_k_times():
+    t = [{"labels": torch.tensor([1, 2]), "boxes": torch.rand(2, 4), "image_id": 7}]
+    r = steps.repeat_targets(t, 3)[0]
+    assert r["labels"].tolist() == [1, 2, 1, 2, 1, 2] and r["boxes"].shape == (6, 4) and r["image_id"] == 7
+    torch.testing.assert_close(r["boxes"][2:4], t[0]["boxes"])
+    assert steps.repeat_targets(t, 1) is t
+
+
 def test_arm_config_errors_name_the_key():
     b = _block()
-    assert steps.arm_from_config(b, "finetune", "ft_full") == {"num_groups": 3, "encoder": "mim", "from": "g3"}
+    assert steps.arm_from_config(b, "finetune", "ft_full") == {"num_groups": 3, "encoder": "mim", "from": "g3",
+                                                                "shared_self_attn": False, "repeat_targets": 1}
     with pytest.raises(KeyError, match="unknown detpre arm"):
         steps.arm_from_config(b, "detpre", "g7")
     b["arms"]["finetune"]["ft_full"]["from"] = "nope"
@@ -145,13 +156,15 @@ def test_tiny_end_to_end_every_step(tiny_data, tmp_path):
     steps.run_mim(b, scale="tiny", data_dir=data["shapes_o365"], checkpoint=tmp_path / "mim.pt",
                   out=tmp_path / "mim.json", progress=False)
     ms = {}
-    for arm in ("g1", "g3", "g1_noE"):
+    for arm in ("g1", "g3", "g1_noE", "naive2", "g3_shared"):
         ms[arm] = steps.run_detpre(b, scale="tiny", arm=arm, seed=0, data_dir=data["shapes_o365"],
                                    encoder=tmp_path / "mim.pt" if arm != "g1_noE" else None,
                                    checkpoint=tmp_path / f"{arm}.pt", out=tmp_path / f"{arm}.json", progress=False)
     assert {"AP", "AP_auc", "AP_s1", "AP_s2", "eval_ms_per_img", "params_inference", "nms_gain_g0"} <= set(ms["g1"])
     assert {"AP_g0", "AP_g2", "per_group_AP_spread", "nms_gain_allgroups"} <= set(ms["g3"])
-    assert ms["g1"]["params_inference"] == ms["g3"]["params_inference"]
+    assert ms["g1"]["params_inference"] == ms["g3"]["params_inference"] == ms["g3_shared"]["params_inference"]
+    w = {a: torch.load(tmp_path / f"{a}.pt", weights_only=True)["model"]["class_head.weight"] for a in ms}
+    assert not torch.equal(w["naive2"], w["g1"]) and not torch.equal(w["g3_shared"], w["g3"])   # switches act
     ft = steps.run_finetune(b, scale="tiny", arm="ft_full", seed=0, data_dir=data["shapes_easy"], encoder=None,
                             detector=tmp_path / "g3.pt", checkpoint=tmp_path / "ft.pt", out=tmp_path / "ft.json",
                             progress=False)

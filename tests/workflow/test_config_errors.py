@@ -41,14 +41,15 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
 
 
 @pytest.mark.parametrize("scale", ["tiny", "mini", "paper"])
-def test_shapes_dense_block_validates_and_its_typos_are_named(scale):
+@pytest.mark.parametrize("name,size", [("shapes_dense", 96), ("shapes_o365", 64)])
+def test_shapes_variant_blocks_validate_and_their_typos_are_named(scale, name, size):
     from paperzoo.engine.io import read_yaml
 
     base = {**read_yaml(REPO / "config" / "config.yaml"), "scale": scale}
-    assert resolve(base, REPO)["data"]["shapes_dense"]["image_size"] == 96
-    bad = {**base, "data": {**base["data"], "shapes_dense": {**base["data"]["shapes_dense"], "min_sise": 6}}}
-    with pytest.raises(ConfigError, match=r"'data\.shapes_dense\.min_sise'.*not allowed"):
+    assert resolve(base, REPO)["data"][name]["image_size"] == size
+    bad = {**base, "data": {**base["data"], name: {**base["data"][name], "min_sise": 6}}}
+    with pytest.raises(ConfigError, match=rf"'data\.{name}\.min_sise'.*not allowed"):
         resolve(bad, REPO)
-    missing = {**base, "data": {k: v for k, v in base["data"].items() if k != "shapes_dense"}}
-    with pytest.raises(ConfigError, match=r"shapes_dense"):
+    missing = {**base, "data": {k: v for k, v in base["data"].items() if k != name}}
+    with pytest.raises(ConfigError, match=name):
         resolve(missing, REPO)

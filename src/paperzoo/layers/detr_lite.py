@@ -62,6 +62,9 @@ class DETRLite(nn.Module):
         (N(0, 1) officially: boxes around the image centre, median width 0.5). Drawn from
         ``anchor_seed`` when given (independent models get independent anchors), else from
         the global RNG.
+    group_self_attn: Group DETR's decoder self-attention within each group (default); False
+        lets all G*Q queries attend to each other in training (the shared self-attention
+        ablation; matching stays per group). Eval on group 0 is the same either way.
     """
 
     def __init__(self, backbone: str | nn.Module = "cnn_s16", num_classes: int = 4, d_model: int = 128,
@@ -70,8 +73,9 @@ class DETRLite(nn.Module):
                  focal: bool = True, anchor_wh: float = 0.25, modulate_hw_attn: bool = True,
                  pos_temperature: float = 20.0, anchor_init: str = "grid",
                  anchor_mean: float | list[float] = 0.0, anchor_std: float | list[float] = 1.0,
-                 anchor_seed: int | None = None):
+                 anchor_seed: int | None = None, group_self_attn: bool = True):
         super().__init__()
+        self.group_self_attn = group_self_attn
         self.backbone = create_model(backbone) if isinstance(backbone, str) else backbone
         self.num_classes, self.num_queries, self.num_groups, self.focal = num_classes, num_queries, num_groups, focal
         self.input_proj = nn.Conv2d(self.backbone.num_channels, d_model, 1)
@@ -112,7 +116,7 @@ class DETRLite(nn.Module):
 
     def decode(self, memory: Tensor, pos: Tensor, anchors: Tensor, num_groups: int = 1) -> dict:
         """Decode anchors (B, N, 4) logits -> ``pred_logits``, ``pred_boxes``, ``aux_outputs``."""
-        hs, boxes = self.decoder(memory, pos, anchors, num_groups)  # (L, B, N, C), (L, B, N, 4)
+        hs, boxes = self.decoder(memory, pos, anchors, num_groups, self.group_self_attn)  # (L, B, N, C), (L, B, N, 4)
         logits = self.class_head(hs)  # (L, B, N, C')
         return {"pred_logits": logits[-1], "pred_boxes": boxes[-1],
                 "aux_outputs": [{"pred_logits": a, "pred_boxes": b} for a, b in zip(logits[:-1], boxes[:-1])]}

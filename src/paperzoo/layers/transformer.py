@@ -126,12 +126,16 @@ class AnchorDecoder(nn.Module):
         nn.init.zeros_(self.box_head.layers[-1].weight)  # start exactly at the anchors
         nn.init.zeros_(self.box_head.layers[-1].bias)
 
-    def forward(self, memory: Tensor, pos: Tensor, anchors: Tensor, num_groups: int = 1) -> tuple[Tensor, Tensor]:
+    def forward(self, memory: Tensor, pos: Tensor, anchors: Tensor, num_groups: int = 1,
+                group_self_attn: bool = True) -> tuple[Tensor, Tensor]:
         """Decode ``anchors`` (B, N, 4), inverse-sigmoid cxcywh, N = G*Q, over ``memory`` (B, HW, C).
 
-        Returns hidden states (L, B, N, C), layer-normed, and boxes (L, B, N, 4): sigmoid
-        cxcywh predicted by each layer.
+        ``group_self_attn=False`` lets every query attend to all G*Q queries (the "shared
+        self-attention" ablation of Group DETR); the default keeps self-attention inside each
+        group. Returns hidden states (L, B, N, C), layer-normed, and boxes (L, B, N, 4):
+        sigmoid cxcywh predicted by each layer.
         """
+        sa_groups = num_groups if group_self_attn else 1
         B, N, _ = anchors.shape
         half = self.d_model // 2
         tgt = memory.new_zeros(B, N, self.d_model)  # content queries start empty (DAB, no patterns)
@@ -148,7 +152,7 @@ class AnchorDecoder(nn.Module):
                 scale = torch.cat([(wh_ref[..., :1] / ref[..., 2:3]).expand(-1, -1, half),
                                    (wh_ref[..., 1:] / ref[..., 3:4]).expand(-1, -1, half)], -1)
                 query_sine = query_sine * scale
-            tgt = layer(tgt, memory, pos, query_pos, query_sine, num_groups)
+            tgt = layer(tgt, memory, pos, query_pos, query_sine, sa_groups)
             hs = self.norm(tgt)
             box = (self.box_head(hs) + inverse_sigmoid(ref)).sigmoid()  # (B, N, 4)
             states.append(hs)

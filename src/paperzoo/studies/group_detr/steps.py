@@ -63,13 +63,22 @@ def stage_from_config(block: dict, stage: str) -> dict:
 
 
 def arm_from_config(block: dict, stage: str, arm: str) -> dict:
-    """detpre arm → ``{"num_groups", "encoder": "mim" | "none"}``; finetune arm →
-    ``{"num_groups", "encoder", "from": <detpre arm> | None}``."""
+    """detpre arm → ``{"num_groups", "encoder": "mim" | "none", "shared_self_attn",
+    "repeat_targets"}``; finetune arm → the same plus ``"from": <detpre arm> | None``.
+
+    ``shared_self_attn``: decoder self-attention across all groups in training (Group DETR's
+    ablation; matching stays per group). ``repeat_targets`` = k: every ground-truth object is
+    repeated k times in the Hungarian matching of one group, the naive one-to-many assignment
+    the v1 abstract says "does not work for DETR"."""
     arms = block["arms"][stage]
     if arm not in arms:
         raise KeyError(f"group_detr: unknown {stage} arm {arm!r}; configured: {sorted(arms)}")
     a = dict(arms[arm])
-    out = {"num_groups": int(a.get("num_groups", 1)), "encoder": str(a.get("encoder", "mim"))}
+    out = {"num_groups": int(a.get("num_groups", 1)), "encoder": str(a.get("encoder", "mim")),
+           "shared_self_attn": bool(a.get("shared_self_attn", False)),
+           "repeat_targets": int(a.get("repeat_targets", 1))}
+    if out["repeat_targets"] < 1:
+        raise ValueError(f"group_detr.arms.{stage}.{arm}.repeat_targets must be >= 1")
     if out["encoder"] not in ("mim", "none"):
         raise ValueError(f"group_detr.arms.{stage}.{arm}.encoder = {out['encoder']!r}: expected mim or none")
     if out["num_groups"] < 1:
@@ -90,7 +99,7 @@ def eval_from_config(block: dict) -> dict:
 
 # --- models ----------------------------------------------------------------------------------
 
-def build_detector(block: dict, num_classes: int, num_groups: int, seed: int):
+def build_detector(block: dict, num_classes: int, num_groups: int, seed: int, shared_self_attn: bool = False):
     """``group_detr.model`` with ``num_groups`` query groups, initialised from ``seed`` (arms of
     a seed share every weight but the anchors of groups > 0, which K = 1 lacks)."""
     import torch
@@ -100,7 +109,8 @@ def build_detector(block: dict, num_classes: int, num_groups: int, seed: int):
     from . import models  # noqa: F401  (registers the ViT detectors)
 
     torch.manual_seed(seed)
-    return create_model(block["model"], num_classes=num_classes, num_groups=num_groups)
+    return create_model(block["model"], num_classes=num_classes, num_groups=num_groups,
+                        group_self_attn=not shared_self_attn)
 
 
 def build_mae(block: dict, detector):
@@ -126,8 +136,17 @@ def param_groups(model, o: dict):
             {"params": [p for p in trainable if id(p) not in bb]}]
 
 
-def make_loss_fn(o: dict, num_classes: int, num_decoder_layers: int):
-    """Hungarian loss with per-group matching and the normaliser x K (``layers.criterion``)."""
+def repeat_targets(targets: list[dict], k: int) -> list[dict]:
+    """Every object listed ``k`` times (naive one-to-many: k queries of ONE group match each
+    object; the criterion's normaliser counts the copies)."""
+    if k == 1:
+        return targets
+    return [{**t, "labels": t["labels"].repeat(k), "boxes": t["boxes"].repeat(k, 1)} for t in targets]
+
+
+def make_loss_fn(o: dict, num_classes: int, num_decoder_layers: int, repeat: int = 1):
+    """Hungarian loss with per-group matching and the normaliser x K (``layers.criterion``);
+    ``repeat`` > 1: the targets repeated (``repeat_targets``)."""
     from paperzoo.layers.criterion import SetCriterion, weighted_loss, with_aux_weights
     from paperzoo.layers.matcher import HungarianMatcher
 
@@ -139,7 +158,7 @@ def make_loss_fn(o: dict, num_classes: int, num_decoder_layers: int):
 
     def loss_fn(model, batch):
         images, targets, _ = batch
-        parts = criterion(model(images), targets)
+        parts = criterion(model(images), repeat_targets(targets, repeat))
         return weighted_loss(parts, weights), parts
 
     return loss_fn
@@ -221,7 +240,7 @@ def run_mim(block: dict, *, scale: str, data_dir, checkpoint, out, threads: int 
 
 
 def _train_and_measure(block: dict, stage: str, model, train_set, val, mean, std, *, seed: int, batch_seed: int,
-                       checkpoint, progress: bool, desc: str) -> tuple[dict, list[dict], float]:
+                       checkpoint, progress: bool, desc: str, repeat: int = 1) -> tuple[dict, list[dict], float]:
     """Train ``model`` for the stage's steps (AP-vs-step curve by the callback), then the final
     group-wise metrics, AP_auc and costs."""
     from paperzoo.data.sets import StepBatches
@@ -230,7 +249,7 @@ def _train_and_measure(block: dict, stage: str, model, train_set, val, mean, std
     from .evaluation import evaluate_groups, inference_ms_per_img
 
     o, ev = stage_from_config(block, stage), eval_from_config(block)
-    loss_fn = make_loss_fn(o, train_set.num_classes, len(model.decoder.layers))
+    loss_fn = make_loss_fn(o, train_set.num_classes, len(model.decoder.layers), repeat)
 
     def callback(step, m):
         return evaluate_groups(m, val, mean, std, top_k=ev["top_k"], nms_iou=ev["nms_iou"],
@@ -265,14 +284,15 @@ def run_detpre(block: dict, *, scale: str, arm: str, seed: int, data_dir, encode
     a, ev, o = arm_from_config(block, "detpre", arm), eval_from_config(block), stage_from_config(block, "detpre")
     seed_everything(seed, threads)
     train_set, val, mean, std = load_data(data_dir, block["pretrain_dataset"], ev["n_val"], o["n_train"])
-    model = build_detector(block, train_set.num_classes, a["num_groups"], seed)
+    model = build_detector(block, train_set.num_classes, a["num_groups"], seed, a["shared_self_attn"])
     if a["encoder"] == "mim":
         if encoder is None:
             raise SystemExit(f"group_detr detpre {arm}: encoder 'mim' needs --encoder (stage E's checkpoint)")
         load_mim_encoder(block, model, encoder)
     metrics, curve, t_train = _train_and_measure(block, "detpre", model, train_set, val, mean, std, seed=seed,
                                                  batch_seed=seed, checkpoint=checkpoint, progress=progress,
-                                                 desc=f"group_detr detpre {arm} seed{seed}")
+                                                 desc=f"group_detr detpre {arm} seed{seed}",
+                                                 repeat=a["repeat_targets"])
     metrics["train_ms_per_step"] = 1000 * t_train / o["steps"]   # includes the curve's evaluations
     meta = run_meta(t0, threads, PACKAGES, stage="detpre", arm_flags=a, steps=o["steps"], curve=curve,
                     n_train=len(train_set), n_val=len(val), train_s=round(t_train, 3),
@@ -293,7 +313,7 @@ def run_finetune(block: dict, *, scale: str, arm: str, seed: int, data_dir, enco
     a, ev, o = arm_from_config(block, "finetune", arm), eval_from_config(block), stage_from_config(block, "finetune")
     seed_everything(seed, threads)
     train_set, val, mean, std = load_data(data_dir, block["target_dataset"], ev["n_val"], o["n_train"])
-    model = build_detector(block, train_set.num_classes, a["num_groups"], seed)
+    model = build_detector(block, train_set.num_classes, a["num_groups"], seed, a["shared_self_attn"])
     skipped = []
     if a["from"] is not None:
         if detector is None:
@@ -306,7 +326,8 @@ def run_finetune(block: dict, *, scale: str, arm: str, seed: int, data_dir, enco
         load_mim_encoder(block, model, encoder)
     metrics, curve, t_train = _train_and_measure(block, "finetune", model, train_set, val, mean, std, seed=seed,
                                                  batch_seed=seed + FINETUNE_BATCH_SEED, checkpoint=checkpoint,
-                                                 progress=progress, desc=f"group_detr finetune {arm} seed{seed}")
+                                                 progress=progress, desc=f"group_detr finetune {arm} seed{seed}",
+                                                 repeat=a["repeat_targets"])
     metrics["train_ms_per_step"] = 1000 * t_train / o["steps"]
     meta = run_meta(t0, threads, PACKAGES, stage="finetune", arm_flags=a, steps=o["steps"], curve=curve,
                     reinitialised=skipped, n_train=len(train_set), n_val=len(val), train_s=round(t_train, 3),

@@ -1,0 +1,151 @@
+"""What each study cost, from Snakemake's per-job benchmark files.
+
+    python -m paperzoo.engine.cost --scale mini [--logs logs] [--out results/report/mini]
+
+Every rule writes ``logs/<study>/<scale>/<rule>/<name>.benchmark.tsv`` (``bench_path`` in
+``workflow/rules/common.smk``): wall seconds ``s``, ``cpu_time`` (user + system seconds of the
+job's processes), ``max_rss`` (MB). This module sums them per study and rule and writes
+``cost.md`` / ``cost.csv``:
+
+* per study: jobs, the sum of job wall seconds, CPU seconds, the largest peak RSS, and the
+  longest job (the study's floor on any number of cores);
+* per rule: the same, with the mean wall seconds of one job.
+
+Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
+cores), so the study's wall on ``n`` cores is roughly ``max(longest job, sum / n)`` plus
+scheduling gaps. A benchmark file is written when its job ends, so a study whose runs were
+reused from an earlier session shows only the jobs that ran since; the table states the
+files' date range.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+from .io import atomic_path
+
+COLUMNS = ("s", "cpu_time", "max_rss")
+
+
+def read_benchmark(path: Path) -> dict[str, float]:
+    """The last row of one benchmark TSV as floats (``s``, ``cpu_time``, ``max_rss``); a
+    missing or non-numeric value (Snakemake writes ``-`` when it could not measure) is NaN."""
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text()), delimiter="\t"))
+    if not rows:
+        raise ValueError(f"{path}: empty benchmark file")
+    out = {}
+    for k in COLUMNS:
+        try:
+            out[k] = float(rows[-1][k])
+        except (KeyError, TypeError, ValueError):
+            out[k] = float("nan")
+    return out
+
+
+def collect(logs: Path, scale: str) -> list[dict]:
+    """One record per benchmark file of ``scale``: study, rule, job name, the measures and the
+    file's modification time."""
+    recs = []
+    for p in sorted(Path(logs).glob(f"*/{scale}/*/*.benchmark.tsv")):
+        study, _, rule = p.parts[-4], p.parts[-3], p.parts[-2]
+        recs.append({"study": study, "rule": rule, "job": p.name.removesuffix(".benchmark.tsv"),
+                     "mtime": p.stat().st_mtime, **read_benchmark(p)})
+    return recs
+
+
+def _nan_sum(xs) -> float:
+    return float(sum(x for x in xs if x == x))
+
+
+def _nan_max(xs) -> float:
+    xs = [x for x in xs if x == x]
+    return max(xs) if xs else float("nan")
+
+
+def summarise(recs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(per-study rows, per-rule rows), each with jobs, wall_s, cpu_s, max_rss_mb and the
+    longest job."""
+    def group(keyf):
+        out: dict = {}
+        for r in recs:
+            out.setdefault(keyf(r), []).append(r)
+        return out
+
+    studies = []
+    for study, rs in sorted(group(lambda r: r["study"]).items()):
+        longest = max(rs, key=lambda r: r["s"] if r["s"] == r["s"] else -1)
+        studies.append({"study": study, "jobs": len(rs), "wall_s": _nan_sum(r["s"] for r in rs),
+                        "cpu_s": _nan_sum(r["cpu_time"] for r in rs), "max_rss_mb": _nan_max(r["max_rss"] for r in rs),
+                        "longest_job": f"{longest['rule']}/{longest['job']}", "longest_s": longest["s"],
+                        "first": min(r["mtime"] for r in rs), "last": max(r["mtime"] for r in rs)})
+    rules = []
+    for (study, rule), rs in sorted(group(lambda r: (r["study"], r["rule"])).items()):
+        wall = _nan_sum(r["s"] for r in rs)
+        rules.append({"study": study, "rule": rule, "jobs": len(rs), "wall_s": wall, "mean_job_s": wall / len(rs),
+                      "cpu_s": _nan_sum(r["cpu_time"] for r in rs), "max_rss_mb": _nan_max(r["max_rss"] for r in rs)})
+    return studies, rules
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+
+def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
+    lines = [f"Job costs at scale `{scale}` from Snakemake's benchmark files (sums over jobs; jobs run in parallel, "
+             "so a study's wall on n cores is about max(longest job, sum / n)).", "",
+             "| study | jobs | Σ job wall (min) | CPU (min) | peak RSS (GB) | longest job (s) | measured (UTC) |",
+             "|---|---|---|---|---|---|---|"]
+    for s in studies:
+        lines.append(f"| `{s['study']}` | {s['jobs']} | {s['wall_s'] / 60:.1f} | {s['cpu_s'] / 60:.1f} | "
+                     f"{s['max_rss_mb'] / 1024:.2f} | {s['longest_job']} ({s['longest_s']:.0f}) | "
+                     f"{_day(s['first'])} – {_day(s['last'])} |")
+    tot_w, tot_c = sum(s["wall_s"] for s in studies), sum(s["cpu_s"] for s in studies)
+    lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | | | |", "",
+              "| study | rule | jobs | Σ wall (s) | mean job (s) | CPU (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    for r in rules:
+        lines.append(f"| `{r['study']}` | {r['rule']} | {r['jobs']} | {r['wall_s']:.0f} | {r['mean_job_s']:.1f} | "
+                     f"{r['cpu_s']:.0f} | {r['max_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv_path = out_dir / "cost.md", out_dir / "cost.csv"
+    with atomic_path(md) as tmp:
+        Path(tmp).write_text(markdown(studies, rules, scale))
+    with atomic_path(csv_path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["study", "rule", "jobs", "wall_s", "cpu_s", "max_rss_mb"])
+            for r in rules:
+                w.writerow([r["study"], r["rule"], r["jobs"], round(r["wall_s"], 2), round(r["cpu_s"], 2),
+                            round(r["max_rss_mb"], 1)])
+    return [md, csv_path]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", default="mini")
+    ap.add_argument("--logs", type=Path, default=Path("logs"))
+    ap.add_argument("--out", type=Path, help="output folder (default results/report/<scale>)")
+    ap.add_argument("--study", action="append", help="only these studies (repeatable)")
+    args = ap.parse_args(argv)
+    recs = collect(args.logs, args.scale)
+    if args.study:
+        recs = [r for r in recs if r["study"] in args.study]
+    if not recs:
+        raise SystemExit(f"no benchmark files under {args.logs}/*/{args.scale}/*/ (run the DAG first)")
+    studies, rules = summarise(recs)
+    for p in write(studies, rules, args.out or Path("results") / "report" / args.scale, args.scale):
+        print(p)
+    print(markdown(studies, rules, args.scale).split("\n\n")[1])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
