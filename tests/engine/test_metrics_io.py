@@ -85,3 +85,31 @@ def test_run_meta_records_the_cpu():
     assert meta["cpu_model"] and meta["cpu_count"] >= 1
     assert meta["torch_cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX", "VSX", "SVE256"}
     assert meta["arm"] == "x" and meta["threads"] == 1
+
+
+def test_run_meta_records_commit_dirty_flag_and_config_digest(tmp_path):
+    """Provenance per run: the git commit and dirty flag of the checkout, and the SHA-256 of
+    the config block that ``engine.cli.parse_step`` read (a different block, a different digest)."""
+    import subprocess
+    import time
+
+    from paperzoo.engine import metrics
+
+    d1 = metrics.set_params_digest({"steps": 3, "lr": 1e-3})
+    assert d1 == metrics.set_params_digest({"lr": 1e-3, "steps": 3})            # key order does not matter
+    assert metrics.set_params_digest({"steps": 4, "lr": 1e-3}) != d1
+    meta = metrics.run_meta(time.perf_counter(), 1)
+    assert len(meta["git_commit"]) == 40 and isinstance(meta["git_dirty"], bool)
+    assert meta["params_sha256"] == metrics.set_params_digest({"steps": 4, "lr": 1e-3})
+    # a repository of its own: clean, then dirty after a tracked change; no repository: unknown
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f").write_text("a")
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    assert metrics.git_state(repo)["git_dirty"] is False
+    (repo / "f").write_text("b")
+    assert metrics.git_state(repo)["git_dirty"] is True
+    assert metrics.git_state(tmp_path / "nowhere") == {"git_commit": "unknown", "git_dirty": None}

@@ -157,13 +157,6 @@ class DetrTransforms:
         return normalize(image, target, self.mean, self.std)
 
 
-def coco_transforms_from_config(block: dict, train: bool) -> DetrTransforms:
-    """``data.coco`` block → :class:`DetrTransforms`."""
-    return DetrTransforms(train, train_scales=[int(s) for s in block["train_scales"]], max_size=int(block["max_size"]),
-                          crop_scales=[int(s) for s in block["crop_scales"]], crop_min=int(block["crop_min"]),
-                          crop_max=int(block["crop_max"]), val_size=int(block["val_size"]))
-
-
 class CocoDetection(torch.utils.data.Dataset):
     """COCO images + targets (a map-style Dataset; also batches in-process via :meth:`batches`)."""
 

@@ -35,4 +35,8 @@ def parse_step(ap: argparse.ArgumentParser, argv: Sequence[str] | None,
     missing = [f"--{n.replace('_', '-')}" for n in need.get(args.step, ()) if getattr(args, n) is None]
     if missing:
         ap.error(f"step {args.step!r} needs {' '.join(missing)}")
-    return args, read_params(args.params)
+    from .metrics import set_params_digest
+
+    block = read_params(args.params)
+    set_params_digest(block)          # every run's meta records which config it ran with
+    return args, block

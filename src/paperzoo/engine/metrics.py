@@ -78,14 +78,47 @@ def cpu_info() -> dict:
     return info
 
 
+_PARAMS_DIGEST: str | None = None
+
+
+def set_params_digest(block: Mapping) -> str:
+    """Record the SHA-256 of the config block this process runs with (canonical JSON, sorted
+    keys); :func:`run_meta` adds it as ``params_sha256``. ``engine.cli.parse_step`` calls it."""
+    import hashlib
+    import json
+
+    global _PARAMS_DIGEST
+    _PARAMS_DIGEST = hashlib.sha256(json.dumps(block, sort_keys=True, default=str).encode()).hexdigest()
+    return _PARAMS_DIGEST
+
+
+def git_state(root: str | os.PathLike | None = None) -> dict:
+    """``git_commit`` (HEAD) and ``git_dirty`` (tracked files modified) of the checkout the code
+    runs from; ``"unknown"`` / None outside a git checkout or without git."""
+    import subprocess
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": None}
+    return {"git_commit": head, "git_dirty": dirty}
+
+
 def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy"), **extra) -> dict:
     """Provenance for a run's ``meta``: wall time since ``t0`` (``time.perf_counter``),
-    threads, Python, the CPU (:func:`cpu_info`) and the versions of ``packages``, plus
-    study-specific ``extra`` keys."""
+    threads, Python, the CPU (:func:`cpu_info`), the versions of ``packages``, the git commit
+    and whether tracked files were modified (:func:`git_state`), the SHA-256 of the config block
+    (:func:`set_params_digest`, when the step set it), plus study-specific ``extra`` keys."""
     from importlib.metadata import version
 
+    prov = {**git_state(), **({"params_sha256": _PARAMS_DIGEST} if _PARAMS_DIGEST else {})}
     return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
-            "python": platform.python_version(), **cpu_info(), **{p: version(p) for p in packages}, **extra}
+            "python": platform.python_version(), **cpu_info(), **{p: version(p) for p in packages}, **prov,
+            **extra}
 
 
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:

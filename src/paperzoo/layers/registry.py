@@ -6,14 +6,31 @@
     model = create_model("detr_lite_s", num_classes=5)
 
 Entry points are small functions whose names encode the variant; ``test_*`` variants are
-tiny models for unit tests. Importing ``paperzoo.layers`` registers everything.
+tiny models for unit tests. Importing ``paperzoo.layers`` registers the shared models; the
+first lookup of a name not yet registered (and every ``list_models``) imports every module of
+:data:`MODEL_MODULES`, so a study's own models need no import by the caller.
 """
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from typing import Callable
 
 _MODELS: dict[str, Callable] = {}
+
+# Every module that registers models (tests/layers/test_registry.py checks the list is complete).
+MODEL_MODULES = (
+    "paperzoo.layers.backbones", "paperzoo.layers.dense", "paperzoo.layers.detr_lite", "paperzoo.layers.vit",
+    "paperzoo.studies.cfnet.models", "paperzoo.studies.cpgnet.model", "paperzoo.studies.drkd.models",
+    "paperzoo.studies.group_detr.models", "paperzoo.studies.kd_detr.models",
+)
+
+
+def load_all() -> None:
+    """Import every module of :data:`MODEL_MODULES` (registration side effects; cheap: the
+    heavy libraries, e.g. timm, are imported inside the entry points)."""
+    for mod in MODEL_MODULES:
+        importlib.import_module(mod)
 
 
 def register_model(fn: Callable) -> Callable:
@@ -28,6 +45,8 @@ def register_model(fn: Callable) -> Callable:
 def create_model(name: str, **overrides):
     """Build the registered model ``name``; keyword ``overrides`` replace its defaults."""
     if name not in _MODELS:
+        load_all()
+    if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     return _MODELS[name](**overrides)
 
@@ -35,10 +54,13 @@ def create_model(name: str, **overrides):
 def list_models(pattern: str = "*", module: str | None = None) -> list[str]:
     """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"detr_*"``);
     with ``module``, only entry points defined in that package (e.g. ``"paperzoo.layers"``:
-    the image models, not the point-cloud models a study package registers when imported)."""
+    the image models, not the models a study package registers)."""
+    load_all()
     return sorted(n for n, fn in _MODELS.items() if fnmatch.fnmatch(n, pattern)
                   and (module is None or fn.__module__ == module or fn.__module__.startswith(module + ".")))
 
 
 def is_model(name: str) -> bool:
+    """Whether ``name`` is registered NOW (no import: the study modules use it to guard their
+    own registration)."""
     return name in _MODELS

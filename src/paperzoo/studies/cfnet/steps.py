@@ -84,8 +84,6 @@ def build_detector(block: dict, arm: str, num_classes: int):
     from paperzoo.layers import create_model
     from paperzoo.layers.dense import DenseDetector
 
-    from . import models  # noqa: F401  (registers the CFNet / ConvNeXt pyramid modules)
-
     a = arm_from_config(block, arm)
     kw = {"ls_init": float(block["layer_scale_init"]), **a["kwargs"]} if "layer_scale_init" in block else a["kwargs"]
     return DenseDetector(create_model(a["model"], **kw), num_classes, **detector_from_config(block))

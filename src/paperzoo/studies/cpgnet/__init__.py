@@ -11,6 +11,5 @@ loss (TCL) vs 4-flip test-time augmentation, and latency single pass vs TTA.
 * :mod:`.augment` — scan resampling and the rigid/scale/shift augmentation of TCL.
 * :mod:`.metrics` — confusion, per-class IoU, mIoU, 4-flip TTA, flip consistency.
 
-Importing this package registers its models (``paperzoo.layers.create_model``).
+Its models are registered in :mod:`.model` (``paperzoo.layers.create_model`` finds them).
 """
-from . import model  # noqa: F401  (registration side effects)

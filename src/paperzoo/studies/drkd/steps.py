@@ -134,7 +134,6 @@ def build_detector(block: dict, part: str, num_classes: int):
     from paperzoo.layers import create_model
     from paperzoo.layers.dense import DenseDetector
 
-    from . import models  # noqa: F401  (registers the DRKD pyramids)
 
     return DenseDetector(create_model(block[part]["model"]), num_classes, **detector_from_config(block))
 

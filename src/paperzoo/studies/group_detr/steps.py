@@ -106,8 +106,6 @@ def build_detector(block: dict, num_classes: int, num_groups: int, seed: int, sh
 
     from paperzoo.layers import create_model
 
-    from . import models  # noqa: F401  (registers the ViT detectors)
-
     torch.manual_seed(seed)
     return create_model(block["model"], num_classes=num_classes, num_groups=num_groups,
                         group_self_attn=not shared_self_attn)

@@ -32,8 +32,6 @@ VIT_B16_IN21K_URL = "https://storage.googleapis.com/vit_models/imagenet21k/ViT-B
 
 
 def build_vit(name: str, kwargs: dict | None = None) -> nn.Module:
-    from paperzoo.layers import vit  # noqa: F401  (registers the ViT entry points)
-
     return create_model(name, **(kwargs or {}))
 
 
