@@ -74,6 +74,42 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
 
 
+def test_partial_of_another_config_or_damaged_restarts_from_scratch(tmp_path, capsys):
+    """A partial checkpoint left by a killed run with a DIFFERENT configuration (here another
+    lr, and another config digest) is not resumed: it is deleted, the run starts at step 0 and
+    ends bit-identical to an uninterrupted run of the new configuration. A truncated partial
+    file is treated the same way (no crash loop, no silent mix)."""
+    from paperzoo.engine import metrics
+
+    ref_model, loss_fn, batches = _setup()
+    ref_hist = train(ref_model, loss_fn, batches, steps=STEPS, final=tmp_path / "ref.pt", warmup=2, lr=1e-3,
+                     progress=False)
+    final = tmp_path / "run.pt"
+    metrics.set_params_digest({"lr": 5e-4})
+    model, loss_fn, batches = _setup(kill_at=5)
+    with pytest.raises(_Killed):
+        train(model, loss_fn, batches, steps=STEPS, final=final, warmup=2, lr=5e-4, checkpoint_every_s=0,
+              progress=False)
+    assert load_checkpoint(partial_path(final))["_fingerprint"]["lr"] == 5e-4
+    metrics.set_params_digest({"lr": 1e-3})
+    model, loss_fn, batches = _setup()
+    hist = train(model, loss_fn, batches, steps=STEPS, final=final, warmup=2, lr=1e-3, progress=False)
+    err = capsys.readouterr().err
+    assert "partial checkpoint of a different run" in err and "lr" in err and "params_sha256" in err
+    assert hist == ref_hist
+    # damaged: a truncated partial file
+    final2 = tmp_path / "run2.pt"
+    model, loss_fn, batches = _setup(kill_at=5)
+    with pytest.raises(_Killed):
+        train(model, loss_fn, batches, steps=STEPS, final=final2, warmup=2, lr=1e-3, checkpoint_every_s=0,
+              progress=False)
+    p = partial_path(final2)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
+    model, loss_fn, batches = _setup()
+    assert train(model, loss_fn, batches, steps=STEPS, final=final2, warmup=2, lr=1e-3, progress=False) == ref_hist
+    assert "unreadable partial checkpoint" in capsys.readouterr().err and not p.exists()
+
+
 def test_history_callback_and_ema(tmp_path):
     model, loss_fn, batches = _setup()
     ema = ModelEmaV3(model, decay=0.5)

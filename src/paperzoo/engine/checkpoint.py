@@ -72,6 +72,7 @@ def run_resumable(
     every_s: float = 120.0,
     desc: str = "",
     progress: bool = True,
+    fingerprint: dict | None = None,
 ) -> int:
     """Run ``step(i)`` for ``i`` in ``[start, total)`` with a progress bar and checkpoints.
 
@@ -80,23 +81,44 @@ def run_resumable(
     the saved dict, whose ``"_step"`` key says where to continue). The caller writes
     ``final`` and then calls :func:`finish` to remove the partial file. Returns the
     step index the loop resumed from (0 for a fresh start).
+
+    ``fingerprint``: what the run is (e.g. the config block's digest, steps, lr), saved in the
+    partial file. A partial file with another fingerprint (left by a killed run of a different
+    configuration), or one that cannot be read (truncated, corrupted), is NOT resumed: the loop
+    says so on stderr, deletes it and starts from step 0, so that no output mixes two runs.
     """
     from tqdm.auto import tqdm
 
     ckpt = partial_path(final)
     start = 0
     if ckpt.exists():
-        state = load_checkpoint(ckpt)
-        start = int(state.pop("_step"))
-        set_state(state)
-        print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
+        try:
+            state = load_checkpoint(ckpt)
+            saved = state.pop("_fingerprint", None)
+            step_saved = int(state.pop("_step"))
+        except Exception as exc:  # noqa: BLE001  (any unreadable partial file: restart, never crash-loop)
+            print(f"{ckpt}: unreadable partial checkpoint ({type(exc).__name__}: {exc}); deleted, starting "
+                  f"{final} from step 0", file=sys.stderr, flush=True)
+            ckpt.unlink(missing_ok=True)
+        else:
+            if fingerprint is not None and saved != fingerprint:
+                diff = sorted(k for k in set(fingerprint) | set(saved or {})
+                              if (saved or {}).get(k) != fingerprint.get(k))
+                print(f"{ckpt}: partial checkpoint of a different run (differs in {diff or 'its fingerprint'}); "
+                      f"deleted, starting {final} from step 0", file=sys.stderr, flush=True)
+                ckpt.unlink(missing_ok=True)
+            else:
+                start = step_saved
+                set_state(state)
+                print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
     last = time.monotonic()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, mininterval=2.0)
     for i in range(start, total):
         step(i)
         bar.update(1)
         if time.monotonic() - last >= every_s and i + 1 < total:
-            save_checkpoint(ckpt, {**get_state(), "_step": i + 1})
+            save_checkpoint(ckpt, {**get_state(), "_step": i + 1,
+                                   **({"_fingerprint": fingerprint} if fingerprint is not None else {})})
             last = time.monotonic()
     bar.close()
     return start

@@ -92,6 +92,11 @@ def set_params_digest(block: Mapping) -> str:
     return _PARAMS_DIGEST
 
 
+def params_digest() -> str | None:
+    """The digest :func:`set_params_digest` recorded in this process (None if none)."""
+    return _PARAMS_DIGEST
+
+
 def git_state(root: str | os.PathLike | None = None) -> dict:
     """``git_commit`` (HEAD) and ``git_dirty`` (tracked files modified) of the checkout the code
     runs from; ``"unknown"`` / None outside a git checkout or without git."""

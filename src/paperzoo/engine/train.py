@@ -176,8 +176,13 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
         for i in tqdm(range(steps), desc=desc, disable=not progress, mininterval=2.0):
             step(i)
         return history
+    from .metrics import params_digest
+
+    fingerprint = {"params_sha256": params_digest(), "steps": steps, "lr": lr, "schedule": schedule,
+                   "warmup": warmup, "weight_decay": weight_decay, "optimizer": optimizer,
+                   "n_params": sum(p.numel() for p in model.parameters())}
     run_resumable(steps, step, get_state, set_state, final, every_s=checkpoint_every_s, desc=desc,
-                  progress=progress)
+                  progress=progress, fingerprint=fingerprint)
     save_checkpoint(final, {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                             "history": history, "steps": steps})
     finish(final)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.io import atomic_path  # noqa: E402
+from paperzoo.engine.plots import save_figure  # noqa: E402
 
 FIGURES = ("fig_transmission_vs_T", "fig_keff_vs_T", "fig_conductance_vs_T",
            "fig_conductance_physical_vs_T", "fig_localization_vs_T")
@@ -22,11 +22,7 @@ _LABEL = "minimal model in the spirit of arXiv 2202.11037"
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    fig.text(0.995, 0.005, _LABEL, ha="right", va="bottom", fontsize=6, color="0.4")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, _LABEL, dpi=130)
 
 
 def _colors(n: int):

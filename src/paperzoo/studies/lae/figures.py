@@ -19,6 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from paperzoo.engine.plots import save_figure  # noqa: E402
+
+_LABEL = "LAE (arXiv 2303.10070) reproduction"
 FIGURES = ("fig_accuracy_per_task", "table_main", "fig_lae_heatmap", "fig_prefix_calibration", "fig_paired_gains")
 GAINS = (("gain_lae_vs_seq", "LAE\n− Seq"), ("gain_freeze", "freeze\nonly"),
          ("gain_ens_vs_online", "ens.\n− online"), ("gain_offline_old", "old tasks:\noff − on"),
@@ -64,9 +67,7 @@ def fig_accuracy_per_task(agg: dict, block: dict, out: Path, scale: str) -> None
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"LAE: accuracy on all seen classes after each task (mean ± std over seeds, {scale})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, _LABEL, dpi=110)
 
 
 def table_main(agg: dict, block: dict, out: Path, scale: str) -> None:
@@ -91,9 +92,7 @@ def table_main(agg: dict, block: dict, out: Path, scale: str) -> None:
     t.auto_set_font_size(False)
     t.set_fontsize(8)
     ax.set_title(f"LAE main table layout (mean ± std over seeds, {scale})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, _LABEL, dpi=110)
 
 
 def fig_lae_heatmap(agg: dict, block: dict, out: Path, scale: str, pet: str = "adapter") -> None:
@@ -110,9 +109,7 @@ def fig_lae_heatmap(agg: dict, block: dict, out: Path, scale: str, pet: str = "a
                xticks=range(T), xticklabels=range(1, T + 1), yticks=range(T), yticklabels=range(1, T + 1))
         fig.colorbar(im, ax=ax, label="accuracy (%)")
     fig.suptitle(f"Per-task accuracy acc[t, j] (mean over seeds, {scale})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, _LABEL, dpi=110)
 
 
 def fig_prefix_calibration(agg: dict, block: dict, out: Path, scale: str) -> None:
@@ -129,9 +126,7 @@ def fig_prefix_calibration(agg: dict, block: dict, out: Path, scale: str) -> Non
     c = block["calib"]
     fig.suptitle(f"Prefix calibration: {c['steps']} prefix-only steps after {c['warmup_steps']} head-only steps, "
                  f"all classes (> 0: calibration adapts faster; mean ± std over seeds, {scale})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, _LABEL, dpi=110)
 
 
 def fig_paired_gains(agg: dict, block: dict, out: Path, scale: str) -> None:
@@ -157,9 +152,7 @@ def fig_paired_gains(agg: dict, block: dict, out: Path, scale: str) -> None:
             ax.set(title=f"{b} · {pet}", ylabel="gain (pts)")
             ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"LAE: paired gains per class order (dots) with mean and 95 % interval (squares), {scale}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, _LABEL, dpi=110)
 
 
 def draw_all(agg: dict, block: dict, outdir: Path, scale: str) -> list[Path]:

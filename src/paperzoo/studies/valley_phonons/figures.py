@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.io import atomic_path  # noqa: E402
+from paperzoo.engine.plots import save_figure  # noqa: E402
 
 from .phonons import THZ_TO_CM1  # noqa: E402
 
@@ -30,9 +30,7 @@ MARKERS = {"K": "o", "Kp": "s"}
 
 
 def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, "valley linear Weyl phonons (arXiv 2302.01054) reproduction", dpi=150)
 
 
 def fig_bands_valley(bands: list[dict], path) -> None:
