@@ -65,3 +65,17 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, table)
+
+
+def test_update_readme_fills_the_cost_section_when_written(tmp_path):
+    from paperzoo.engine.report import COST_END, COST_START
+
+    readme, table, cost = tmp_path / "README.md", tmp_path / "claims.md", tmp_path / "cost.md"
+    readme.write_text(f"{START}\n{END}\n## Cost\n{COST_START}\nold cost\n{COST_END}\nend\n")
+    table.write_text("| claims |\n")
+    assert update_readme(readme, table, cost)                      # no cost.md yet: cost section kept
+    assert "old cost" in readme.read_text()
+    cost.write_text("| study | jobs |\n")
+    assert update_readme(readme, table, cost)
+    text = readme.read_text()
+    assert "old cost" not in text and "| study | jobs |" in text and text.endswith("end\n")

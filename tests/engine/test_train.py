@@ -110,6 +110,34 @@ def test_partial_of_another_config_or_damaged_restarts_from_scratch(tmp_path, ca
     assert "unreadable partial checkpoint" in capsys.readouterr().err and not p.exists()
 
 
+def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes_bit_identical(tmp_path, capsys):
+    """Preemption as clusters do it: SIGTERM during step 3 → the loop finishes that step, saves
+    the partial checkpoint at step 4, exits with 143; the rerun resumes and ends identical to an
+    uninterrupted run. The SIGTERM handler is restored afterwards."""
+    import os
+    import signal
+
+    ref_model, loss_fn, batches = _setup()
+    ref_hist = train(ref_model, loss_fn, batches, steps=STEPS, final=tmp_path / "ref.pt", warmup=2, progress=False)
+    model, loss_fn, plain = _setup()
+
+    def batches_term(i):
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return plain(i)
+
+    before = signal.getsignal(signal.SIGTERM)
+    final = tmp_path / "run.pt"
+    with pytest.raises(SystemExit) as exc:
+        train(model, loss_fn, batches_term, steps=STEPS, final=final, warmup=2, progress=False)
+    assert exc.value.code == 143 and signal.getsignal(signal.SIGTERM) is before
+    assert load_checkpoint(partial_path(final))["_step"] == 4 and not final.exists()
+    assert "SIGTERM: saved" in capsys.readouterr().err
+    model, loss_fn, batches = _setup()
+    assert train(model, loss_fn, batches, steps=STEPS, final=final, warmup=2, progress=False) == ref_hist
+    assert not partial_path(final).exists()
+
+
 def test_history_callback_and_ema(tmp_path):
     model, loss_fn, batches = _setup()
     ema = ModelEmaV3(model, decay=0.5)

@@ -159,6 +159,7 @@ def test_slurm_profile_submits_with_partition_account_mem_time_and_gpus(tmp_path
         assert one(opts, "--cpus-per-task") == "1", (rule, argv)     # rules declare threads: 1
         assert one(opts, "-D") == str(root), (rule, argv)
         assert "--parsable" in opts and "--wrap" in opts, (rule, argv)
+        assert one(opts, "--signal") == "TERM@300", (rule, argv)          # checkpoint before the limit
         assert f"--target-jobs '{rule}:" in one(opts, "--wrap"), (rule, argv)
     gpu_opts, cpu_opts = sbatch[GPU_RULE][1], sbatch[CPU_RULE][1]
     assert one(gpu_opts, "--gpus", "-G") == "1", sbatch[GPU_RULE][0]["argv"]

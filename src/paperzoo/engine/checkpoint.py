@@ -82,6 +82,9 @@ def run_resumable(
     ``final`` and then calls :func:`finish` to remove the partial file. Returns the
     step index the loop resumed from (0 for a fresh start).
 
+    SIGTERM during the loop: the state after the current step is saved to the partial file
+    and the process exits with code 143 (preemption, a time limit, ``kill``); a rerun resumes.
+
     ``fingerprint``: what the run is (e.g. the config block's digest, steps, lr), saved in the
     partial file. A partial file with another fingerprint (left by a killed run of a different
     configuration), or one that cannot be read (truncated, corrupted), is NOT resumed: the loop
@@ -113,15 +116,54 @@ def run_resumable(
                 print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
     last = time.monotonic()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, mininterval=2.0)
-    for i in range(start, total):
-        step(i)
-        bar.update(1)
-        if time.monotonic() - last >= every_s and i + 1 < total:
-            save_checkpoint(ckpt, {**get_state(), "_step": i + 1,
-                                   **({"_fingerprint": fingerprint} if fingerprint is not None else {})})
-            last = time.monotonic()
+
+    def save(i_next: int) -> None:
+        save_checkpoint(ckpt, {**get_state(), "_step": i_next,
+                               **({"_fingerprint": fingerprint} if fingerprint is not None else {})})
+
+    with _TermFlag() as term:
+        for i in range(start, total):
+            step(i)
+            bar.update(1)
+            if term.raised and i + 1 < total:
+                save(i + 1)
+                bar.close()
+                print(f"SIGTERM: saved {ckpt} at step {i + 1}/{total}; exiting (a rerun resumes there)",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(TERM_EXIT_CODE)
+            if time.monotonic() - last >= every_s and i + 1 < total:
+                save(i + 1)
+                last = time.monotonic()
     bar.close()
     return start
+
+
+TERM_EXIT_CODE = 143   # 128 + SIGTERM, what a shell reports for a process the signal ended
+
+
+class _TermFlag:
+    """Within the block, SIGTERM (what SLURM sends before a time limit or on preemption, and
+    what ``kill`` sends by default) only sets ``raised``; the training loop then checkpoints at
+    the end of the current step and exits with :data:`TERM_EXIT_CODE`. The previous handler is
+    restored on exit. Outside the main thread (where handlers cannot be set) it does nothing."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.raised, self._old = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
 def finish(final: str | os.PathLike) -> None:

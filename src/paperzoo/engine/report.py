@@ -243,14 +243,24 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
     return "\n".join(parts)
 
 
-def update_readme(readme: Path, claims_md: Path) -> bool:
-    """Replace the README's generated claims section; return True if it changed."""
+COST_START, COST_END = "<!-- cost:start -->", "<!-- cost:end -->"
+
+
+def _replace_section(text: str, start: str, end: str, md: Path, where: Path) -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"{where}: markers {start} / {end} not found")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n<!-- generated from {md.as_posix()}; do not edit -->\n\n{md.read_text().strip()}\n\n{end}{tail}"
+
+
+def update_readme(readme: Path, claims_md: Path, cost_md: Path | None = None) -> bool:
+    """Replace the README's generated claims section and, when ``cost_md`` exists and the
+    README has the cost markers, its generated cost section; return True if it changed."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: markers {START} / {END} not found")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n<!-- generated from {claims_md.as_posix()}; do not edit -->\n\n{claims_md.read_text().strip()}\n\n{END}{tail}"
+    new = _replace_section(text, START, END, claims_md, readme)
+    if cost_md is not None and cost_md.exists() and COST_START in new:
+        new = _replace_section(new, COST_START, COST_END, cost_md, readme)
     if new != text:
         write_text(readme, new)
     return new != text
@@ -263,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--claims", nargs="+", type=Path, required=True)
     b.add_argument("--figures", nargs="*", type=Path, default=[])
     b.add_argument("--out-dir", type=Path, required=True)
-    r = sub.add_parser("readme", help="copy a scale's claims.md into README.md")
+    r = sub.add_parser("readme", help="copy a scale's claims.md (and cost.md, if written by engine.cost) into README.md")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--scale", default="mini")
     args = ap.parse_args(argv)
@@ -273,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         write_text(args.out_dir / "claims.csv", to_csv(claims))
         write_text(args.out_dir / "index.html", to_html(claims, sorted(args.figures), args.out_dir))
     else:
-        changed = update_readme(args.readme, Path("results/report") / args.scale / "claims.md")
+        out = Path("results/report") / args.scale
+        changed = update_readme(args.readme, out / "claims.md", out / "cost.md")
         print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
 
 
