@@ -14,7 +14,7 @@ def test_model_modules_list_every_module_that_registers():
     found = set()
     for p in SRC.rglob("*.py"):
         text = p.read_text()
-        if p.name != "registry.py" and re.search(r"@register_model|register_model\(", text):
+        if p.name != "registry.py" and re.search(r"@register_model|register_model\(|register_presets\(", text):
             found.add(".".join(p.relative_to(SRC).with_suffix("").parts))
     found.discard("paperzoo.layers")          # __init__ re-exports the decorator
     assert found == set(registry.MODEL_MODULES), sorted(found ^ set(registry.MODEL_MODULES))

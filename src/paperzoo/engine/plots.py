@@ -33,6 +33,28 @@ def paired_delta(agg: dict, arm: str, ref: str, name: str = "AP") -> tuple[float
     return float(d.mean()), h, len(d)
 
 
+def stat_text(v: tuple[float, float, int], scale: float = 100.0, digits: int = 1, missing: str = "n/a") -> str:
+    """An ``arm_stat`` triple as table text: ``mean ± std`` scaled by ``scale`` (the mean alone
+    when n == 1, ``missing`` when absent)."""
+    m, s, n = v
+    if not np.isfinite(m):
+        return missing
+    return f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}" if n > 1 else f"{scale * m:.{digits}f}"
+
+
+def delta_text(agg: dict, arm: str, ref: str, name: str = "AP", scale: float = 100.0,
+               digits: int = 1) -> tuple[str, float, float]:
+    """(text, d, h) of the paired difference ``arm - ref`` (:func:`paired_delta`): ``+d ± h``
+    scaled, ``—`` for the reference itself, ``n/a`` when the arms share no seed."""
+    if arm == ref:
+        return "—", np.nan, np.nan
+    d, h, _ = paired_delta(agg, arm, ref, name)
+    if not np.isfinite(d):
+        return "n/a", d, h
+    txt = f"{scale * d:+.{digits}f}" + (f" ± {scale * h:.{digits}f}" if np.isfinite(h) else "")
+    return txt, d, h
+
+
 def write_md_csv(outdir, stem: str, md_lines: list[str], csv_header: list[str], csv_rows: list[list]) -> None:
     """Write ``<stem>.md`` (the lines, newline-joined) and ``<stem>.csv`` (header + rows) in
     ``outdir``, each atomically: the two text forms of a study's table figure."""

@@ -42,6 +42,22 @@ def register_model(fn: Callable) -> Callable:
     return fn
 
 
+def register_presets(module: str, factory: Callable, presets: dict[str, dict], doc: str = "{defaults}") -> None:
+    """One entry point per preset: ``name(**kw)`` builds ``factory(**{**defaults, **kw})``,
+    attributed to ``module`` (for ``list_models(module=...)``), its docstring ``doc`` formatted
+    with ``defaults``. Names already registered are skipped (a module imported twice)."""
+    for name, defaults in presets.items():
+        if name in _MODELS:
+            continue
+
+        def build(_defaults=defaults, **kw):
+            return factory(**{**_defaults, **kw})
+
+        build.__name__, build.__qualname__, build.__module__ = name, name, module
+        build.__doc__ = doc.format(defaults=defaults)
+        register_model(build)
+
+
 def create_model(name: str, **overrides):
     """Build the registered model ``name``; keyword ``overrides`` replace its defaults."""
     if name not in _MODELS:

@@ -14,15 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, stat_text, write_md_csv  # noqa: E402
 
 FIGURES = ("table_arms", "fig_ap_per_arm", "fig_ap_vs_cost")
 _LABEL = "CFNet (arXiv 2302.06052) reproduction"
-
-
-def _fmt(v, scale=100.0, digits=1) -> str:
-    m, s, _ = v
-    return "n/a" if not np.isfinite(m) else f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}"
 
 
 def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str) -> Path:
@@ -40,8 +35,8 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str) -> Path:
         delta = "—" if arm == baseline else ("n/a" if not np.isfinite(d) else
                                              f"{100 * d:+.1f} ± {100 * h:.1f}" if np.isfinite(h) else f"{100 * d:+.1f}")
         rows.append([arm, f"{g('params')[0] / 1e3:.1f}", f"{g('params_ratio')[0]:.3f}", f"{g('gflops')[0]:.3f}",
-                     f"{g('train_img_per_s')[0]:.0f}", _fmt(g("AP")), _fmt(g("AP50")), _fmt(g("AP_S")),
-                     _fmt(g("AP_S_abs")), delta])
+                     f"{g('train_img_per_s')[0]:.0f}", stat_text(g("AP")), stat_text(g("AP50")), stat_text(g("AP_S")),
+                     stat_text(g("AP_S_abs")), delta])
         raw.append([arm] + [g(k)[0] for k in ("params", "params_ratio", "gflops", "train_img_per_s")]
                    + [x for k in ("AP", "AP50", "AP_S", "AP_S_abs") for x in g(k)[:2]] + [d, h, g("AP")[2]])
     n = max((arm_stat(agg, a, "AP")[2] for a in arms), default=0)

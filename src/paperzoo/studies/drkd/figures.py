@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import arm_stat, delta_text, paired_delta, save_figure, stat_text, write_md_csv  # noqa: E402
 
 FIGURES = ("table_arms", "fig_ap_per_arm", "fig_delta_vs_baseline")
 _LABEL = "DRKD (arXiv 2302.05637) reproduction"
@@ -32,20 +32,6 @@ def terms_label(flags: dict) -> str:
     return label
 
 
-def _fmt(v, scale=100.0, digits=1) -> str:
-    m, s, _ = v
-    return "n/a" if not np.isfinite(m) else f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}"
-
-
-def _delta(agg, arm, baseline, name="AP") -> tuple[str, float, float]:
-    if arm == baseline:
-        return "—", np.nan, np.nan
-    d, h, _ = paired_delta(agg, arm, baseline, name)
-    if not np.isfinite(d):
-        return "n/a", d, h
-    return (f"{100 * d:+.1f} ± {100 * h:.1f}" if np.isfinite(h) else f"{100 * d:+.1f}"), d, h
-
-
 def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str, labels: dict | None = None) -> Path:
     """``table_arms.{md,csv,png}``: per arm the distillation terms, AP, AP50, AP75, AP_S
     (absolute areas) x100, the paired ΔAP and ΔAP_S_abs to ``baseline``, and the relation
@@ -58,11 +44,11 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str, labels: dic
     rows, raw = [], []
     t_ap, t_aps = arm_stat(agg, baseline, "teacher_AP"), arm_stat(agg, baseline, "teacher_AP_S_abs")
     if np.isfinite(t_ap[0]):
-        rows.append(["teacher", "—", _fmt((t_ap[0], 0.0, 1)), "", "", _fmt((t_aps[0], 0.0, 1)), "", "", "", ""])
+        rows.append(["teacher", "—", stat_text((t_ap[0], 0.0, 1)), "", "", stat_text((t_aps[0], 0.0, 1)), "", "", "", ""])
     for arm in arms:
         g = lambda k: arm_stat(agg, arm, k)  # noqa: E731
-        dap, d, h = _delta(agg, arm, baseline, "AP")
-        daps, ds, hs = _delta(agg, arm, baseline, "AP_S_abs")
+        dap, d, h = delta_text(agg, arm, baseline, "AP")
+        daps, ds, hs = delta_text(agg, arm, baseline, "AP_S_abs")
         share, gain = g("relation_share"), g("fg_energy_gain")
         share0, gain0 = g("relation_share_init"), g("fg_energy_gain_init")
 
@@ -71,7 +57,7 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str, labels: dic
                 return "—"
             return f"{v[0]:.{digits}f}" + (f" (init {v0[0]:.{digits}f})" if np.isfinite(v0[0]) else "")
 
-        rows.append([arm, labels.get(arm, ""), _fmt(g("AP")), _fmt(g("AP50")), _fmt(g("AP75")), _fmt(g("AP_S_abs")),
+        rows.append([arm, labels.get(arm, ""), stat_text(g("AP")), stat_text(g("AP50")), stat_text(g("AP75")), stat_text(g("AP_S_abs")),
                      dap, daps, diag(share, share0, 3), diag(gain, gain0, 2)])
         raw.append([arm, labels.get(arm, "")] + [x for k in ("AP", "AP50", "AP75", "AP_S_abs") for x in g(k)[:2]]
                    + [d, h, ds, hs, share[0], gain[0], share0[0], gain0[0], g("AP")[2]])

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from paperzoo.layers.dense import SmallPyramid
-from paperzoo.layers.registry import is_model, register_model
+from paperzoo.layers.registry import register_presets
 
 from . import losses
 from .modules import Adapter, GloReUnit, ObjectRelation, glore_mid_channels, roi_features
@@ -44,18 +44,7 @@ PYRAMIDS = {
 }
 
 
-def _entry(name: str, defaults: dict):
-    def build(**kw) -> SmallPyramid:
-        return SmallPyramid(**{**defaults, **kw})
-
-    build.__name__, build.__module__ = name, __name__
-    build.__doc__ = f"SmallPyramid widths {defaults['widths']}, FPN {defaults['fpn_channels']} (P3-P5)."
-    return build
-
-
-for _name, _kw in PYRAMIDS.items():
-    if not is_model(_name):
-        register_model(_entry(_name, _kw))
+register_presets(__name__, SmallPyramid, PYRAMIDS, "SmallPyramid {defaults} (P3-P5).")
 
 
 # --- the distillation kit -------------------------------------------------------------------

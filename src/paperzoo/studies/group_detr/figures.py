@@ -15,10 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import arm_stat, delta_text, save_figure, stat_text, write_md_csv  # noqa: E402
 
 FIGURES = ("table_arms", "fig_ap_curves", "fig_groups")
 _LABEL = "Group DETR v2 (arXiv 2211.03594) reproduction"
+def _fmt_gd(v, scale=100.0, digits=1) -> str:
+    return stat_text(v, scale, digits, missing="—")
+
+
 REFS = {"detpre": "g1", "finetune": "ft_noD"}   # the paired differences' reference arm per stage
 
 
@@ -26,22 +30,6 @@ def curve_steps(agg: dict, arm: str) -> list[int]:
     """The steps of arm ``arm``'s AP-vs-step curve (metrics ``AP_s<step>``), ascending."""
     keys = agg["arms"].get(arm, {})
     return sorted(int(m.group(1)) for k in keys if (m := re.fullmatch(r"AP_s(\d+)", k)))
-
-
-def _fmt(v, scale=100.0, digits=1) -> str:
-    m, s, n = v
-    if not np.isfinite(m):
-        return "—"
-    return f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}" if n > 1 else f"{scale * m:.{digits}f}"
-
-
-def _delta(agg, arm, ref, name) -> tuple[str, float, float]:
-    if arm == ref:
-        return "—", np.nan, np.nan
-    d, h, _ = paired_delta(agg, arm, ref, name)
-    if not np.isfinite(d):
-        return "n/a", d, h
-    return (f"{100 * d:+.1f} ± {100 * h:.1f}" if np.isfinite(h) else f"{100 * d:+.1f}"), d, h
 
 
 def table_arms(agg: dict, stages: dict[str, list[str]], refs: dict[str, str], outdir) -> Path:
@@ -57,13 +45,13 @@ def table_arms(agg: dict, stages: dict[str, list[str]], refs: dict[str, str], ou
         ref = refs[stage]
         for arm in arms:
             g = lambda k: arm_stat(agg, arm, k)  # noqa: E731
-            dap, d, h = _delta(agg, arm, ref, "AP")
-            dauc, da, ha = _delta(agg, arm, ref, "AP_auc")
+            dap, d, h = delta_text(agg, arm, ref, "AP")
+            dauc, da, ha = delta_text(agg, arm, ref, "AP_auc")
             k = g("num_groups")[0]
             p, pi = g("params")[0], g("params_inference")[0]
-            rows.append([stage, arm, "—" if not np.isfinite(k) else f"{k:.0f}", _fmt(g("AP")), _fmt(g("AP_auc")), dap,
-                         dauc, _fmt(g("nms_gain_g0")), _fmt(g("nms_gain_allgroups")), _fmt(g("per_group_AP_spread")),
-                         _fmt(g("train_ms_per_step"), 1.0, 0), _fmt(g("eval_ms_per_img"), 1.0, 2),
+            rows.append([stage, arm, "—" if not np.isfinite(k) else f"{k:.0f}", _fmt_gd(g("AP")), _fmt_gd(g("AP_auc")), dap,
+                         dauc, _fmt_gd(g("nms_gain_g0")), _fmt_gd(g("nms_gain_allgroups")), _fmt_gd(g("per_group_AP_spread")),
+                         _fmt_gd(g("train_ms_per_step"), 1.0, 0), _fmt_gd(g("eval_ms_per_img"), 1.0, 2),
                          "—" if not np.isfinite(p) else f"{p / 1e3:.0f} k ({pi / 1e3:.0f} k)"])
             raw.append([stage, arm, k, *g("AP")[:2], *g("AP_auc")[:2], d, h, da, ha, g("nms_gain_g0")[0],
                         g("nms_gain_allgroups")[0], g("per_group_AP_spread")[0], g("train_ms_per_step")[0],

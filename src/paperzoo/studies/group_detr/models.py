@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from paperzoo.layers.detr_lite import DETRLite
-from paperzoo.layers.registry import is_model, register_model
+from paperzoo.layers.registry import register_presets
 
 # --- the ViT detection backbone -------------------------------------------------------------
 
@@ -57,15 +57,6 @@ class ViTDetBackbone(nn.Module):
         return self.pool(tokens.transpose(1, 2).reshape(b, c, h, n // h))
 
 
-def _vit_entry(name: str, defaults: dict):
-    def build(**kw) -> ViTDetBackbone:
-        return ViTDetBackbone(**{**defaults, **kw})
-
-    build.__name__, build.__module__ = name, __name__
-    build.__doc__ = f"ViT detection backbone {defaults} (no CLS; token map as features)."
-    return build
-
-
 # --- detectors: the DETR-lite transformer of kd_detr's student on the ViT map ---------------
 
 DETECTORS = {
@@ -77,21 +68,8 @@ DETECTORS = {
 }
 
 
-def _det_entry(name: str, defaults: dict):
-    def build(**kw) -> DETRLite:
-        return DETRLite(**{**defaults, **kw})
-
-    build.__name__, build.__module__ = name, __name__
-    build.__doc__ = f"DETR-lite on a plain ViT: {defaults}."
-    return build
-
-
-for _name, _kw in VITS.items():
-    if not is_model(_name):
-        register_model(_vit_entry(_name, _kw))
-for _name, _kw in DETECTORS.items():
-    if not is_model(_name):
-        register_model(_det_entry(_name, _kw))
+register_presets(__name__, ViTDetBackbone, VITS, "ViT detection backbone {defaults} (no CLS; token map as features).")
+register_presets(__name__, DETRLite, DETECTORS, "DETR-lite on a plain ViT: {defaults}.")
 
 
 # --- MAE ---------------------------------------------------------------------------------------
