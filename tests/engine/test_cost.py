@@ -31,7 +31,8 @@ def test_summary_per_study_and_rule(tmp_path):
     assert fig["cpu_s"] == 0.0 and math.isclose(fig["wall_s"], 2.0)
     out = cost.write(studies, rules, tmp_path / "out", "mini")
     md = out[0].read_text()
-    assert "| `a` | 3 | 0.7 | 0.6 | 0.29 | train/x_seed1 (30) |" in md and "| **all** | 4 |" in md
+    assert "| `a` | 3 | 0.7 | 0.6 |" in md and "| 0.29 | train/x_seed1 (30) |" in md and "| **all** | 4 |" in md
+    assert a["span_s"] >= 30.0 and 0 < a["busy"] <= 42.0 / 30.0
     assert out[1].read_text().splitlines()[0] == "study,rule,jobs,wall_s,cpu_s,max_rss_mb"
 
 

@@ -7,8 +7,10 @@ Every rule writes ``logs/<study>/<scale>/<rule>/<name>.benchmark.tsv`` (``bench_
 job's processes), ``max_rss`` (MB). This module sums them per study and rule and writes
 ``cost.md`` / ``cost.csv``:
 
-* per study: jobs, the sum of job wall seconds, CPU seconds, the largest peak RSS, and the
-  longest job (the study's floor on any number of cores);
+* per study: jobs, the sum of job wall seconds, CPU seconds, the span from the first job's
+  start (end time minus its wall) to the last job's end, the mean number of jobs running over
+  that span (Σ wall / span: cores minus this is the mean idle cores), the largest peak RSS, and
+  the longest job (the study's floor on any number of cores);
 * per rule: the same, with the mean wall seconds of one job.
 
 Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
@@ -78,10 +80,14 @@ def summarise(recs: list[dict]) -> tuple[list[dict], list[dict]]:
     studies = []
     for study, rs in sorted(group(lambda r: r["study"]).items()):
         longest = max(rs, key=lambda r: r["s"] if r["s"] == r["s"] else -1)
-        studies.append({"study": study, "jobs": len(rs), "wall_s": _nan_sum(r["s"] for r in rs),
+        wall = _nan_sum(r["s"] for r in rs)
+        start = min(r["mtime"] - (r["s"] if r["s"] == r["s"] else 0.0) for r in rs)
+        span = max(r["mtime"] for r in rs) - start
+        studies.append({"study": study, "jobs": len(rs), "wall_s": wall,
                         "cpu_s": _nan_sum(r["cpu_time"] for r in rs), "max_rss_mb": _nan_max(r["max_rss"] for r in rs),
                         "longest_job": f"{longest['rule']}/{longest['job']}", "longest_s": longest["s"],
-                        "first": min(r["mtime"] for r in rs), "last": max(r["mtime"] for r in rs)})
+                        "first": min(r["mtime"] for r in rs), "last": max(r["mtime"] for r in rs),
+                        "span_s": span, "busy": wall / span if span > 0 else float("nan")})
     rules = []
     for (study, rule), rs in sorted(group(lambda r: (r["study"], r["rule"])).items()):
         wall = _nan_sum(r["s"] for r in rs)
@@ -97,14 +103,18 @@ def _day(t: float) -> str:
 def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
     lines = [f"Job costs at scale `{scale}` from Snakemake's benchmark files (sums over jobs; jobs run in parallel, "
              "so a study's wall on n cores is about max(longest job, sum / n)).", "",
-             "| study | jobs | Σ job wall (min) | CPU (min) | peak RSS (GB) | longest job (s) | measured (UTC) |",
-             "|---|---|---|---|---|---|---|"]
+             "| study | jobs | Σ job wall (min) | CPU (min) | span (min) | jobs running (mean) | peak RSS (GB) | "
+             "longest job (s) | measured (UTC) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in studies:
         lines.append(f"| `{s['study']}` | {s['jobs']} | {s['wall_s'] / 60:.1f} | {s['cpu_s'] / 60:.1f} | "
-                     f"{s['max_rss_mb'] / 1024:.2f} | {s['longest_job']} ({s['longest_s']:.0f}) | "
-                     f"{_day(s['first'])} – {_day(s['last'])} |")
+                     f"{s['span_s'] / 60:.1f} | {s['busy']:.2f} | {s['max_rss_mb'] / 1024:.2f} | "
+                     f"{s['longest_job']} ({s['longest_s']:.0f}) | {_day(s['first'])} – {_day(s['last'])} |")
     tot_w, tot_c = sum(s["wall_s"] for s in studies), sum(s["cpu_s"] for s in studies)
-    lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | | | |", "",
+    lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | | | | | |", "",
+              "span: first job start to last job end of the study (its wall clock if it ran alone; studies "
+              "run together overlap); jobs running: Σ job wall / span, at most the cores (2 here), so "
+              "cores − jobs running is the mean idle cores.", "",
               "| study | rule | jobs | Σ wall (s) | mean job (s) | CPU (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
     for r in rules:
         lines.append(f"| `{r['study']}` | {r['rule']} | {r['jobs']} | {r['wall_s']:.0f} | {r['mean_job_s']:.1f} | "
