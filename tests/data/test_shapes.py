@@ -1,5 +1,6 @@
 """The procedural COCO-format `shapes` set: determinism, COCO validity, occlusion, in-memory loading."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,27 @@ def test_shapes_dense_config_block_generates_96_px_coco(tmp_path):
         per_image = np.bincount([a["image_id"] for a in coco["annotations"]], minlength=n + 1)[1:]
         assert per_image.max() <= 6 and per_image.sum() >= 2 * n * 0.7     # 2-6 drawn, a few lost to occlusion
         assert np.load(tmp_path / f"{split}_images.npy").shape == (n, 96, 96, 3)
+
+
+def test_a_damaged_split_is_refused_with_the_file_and_the_way_out(tmp_path):
+    """load_shapes checks the split's files against the manifest's SHA-256s: a changed images
+    file or annotation file is an error naming it and how to regenerate, never silent data."""
+    from paperzoo.data.generate import generate
+    from paperzoo.data.shapes import DamagedDataError, load_shapes
+    from paperzoo.engine.io import read_yaml
+
+    block = read_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml")["data"]["shapes_easy"]
+    generate("shapes_easy", {**block, "n_train": 6, "n_val": 3}, tmp_path)
+    assert len(load_shapes(tmp_path, "train")) == 6
+    npy = tmp_path / "train_images.npy"
+    raw = bytearray(npy.read_bytes())
+    raw[-1] ^= 0xFF                                      # one flipped byte
+    npy.write_bytes(bytes(raw))
+    with pytest.raises(DamagedDataError, match=r"train_images\.npy: SHA-256 .* differs .* Delete .* rerun"):
+        load_shapes(tmp_path, "train")
+    assert len(load_shapes(tmp_path, "val")) == 3      # the other split is intact
+    (tmp_path / "annotations" / "instances_val.json").unlink()
+    with pytest.raises(DamagedDataError, match=r"instances_val\.json: missing"):
+        load_shapes(tmp_path, "val")
+    (tmp_path / "manifest.json").unlink()              # a hand-made fixture without manifest: not checked
+    assert len(load_shapes(tmp_path, "train")) == 6

@@ -306,10 +306,40 @@ def write_shapes(root: str | os.PathLike, spec: ShapesSpec, *, splits: dict[str,
     return {split: write_split(root, spec, split=split, n_images=n, seed=seed) for split, n in splits.items()}
 
 
+class DamagedDataError(RuntimeError):
+    """A dataset file no longer matches the SHA-256 its manifest recorded."""
+
+
+def verify_against_manifest(root: str | os.PathLike, names: list[str]) -> None:
+    """Check ``names`` (paths relative to ``root``) against ``root/manifest.json``'s SHA-256s.
+    A mismatch or a missing file raises :class:`DamagedDataError` naming the file and the way
+    out; without a manifest (a hand-made fixture) nothing is checked."""
+    from .store import sha256_file
+
+    root = Path(root)
+    manifest = root / "manifest.json"
+    if not manifest.exists():
+        return
+    files = json.loads(manifest.read_text()).get("files", {})
+    for name in names:
+        want = files.get(name)
+        path = root / name
+        if want is None:
+            continue
+        got = sha256_file(path) if path.exists() else None
+        if got != want:
+            raise DamagedDataError(
+                f"{path}: {'missing' if got is None else 'SHA-256 ' + got[:12] + '… differs from'} the manifest's "
+                f"{want[:12]}… ({manifest}): the dataset is damaged or was changed by hand. Delete {root} and "
+                f"rerun (`snakemake --cores 1 {manifest}`) to regenerate it.")
+
+
 def load_shapes(root: str | os.PathLike, split: str, *, masks: bool = False) -> DetectionSet:
-    """A written split as an in-memory :class:`~.sets.DetectionSet` (images from the npy file)."""
+    """A written split as an in-memory :class:`~.sets.DetectionSet` (images from the npy file),
+    after checking the split's files against the manifest (:func:`verify_against_manifest`)."""
     from .sets import DetectionSet  # torch is imported only where tensors are wanted
 
     root = Path(root)
-    return DetectionSet.from_coco(root / "annotations" / f"instances_{split}.json",
-                                  np.load(root / f"{split}_images.npy"), masks=masks)
+    ann, images = f"annotations/instances_{split}.json", f"{split}_images.npy"
+    verify_against_manifest(root, [ann, images])
+    return DetectionSet.from_coco(root / ann, np.load(root / images), masks=masks)
