@@ -40,6 +40,7 @@ def test_markdown_leads_with_paper_claims(claims_file):
     assert "41.4, arXiv 0000.00000, Table 1 (unverified)" in md and "long text" in md.split("References")[1]
     assert "not run at this scale (claimed at: paper)" in md
     assert "| `demo` | 2 | 1 | 1 | 0 | 0/0 | 1/1 |" in md   # overview row
+    assert "| `ufo` | not built |" in md and "| `lae` | not built |" in md   # all ten papers listed
 
 
 def test_csv_and_html(claims_file, tmp_path):
@@ -52,6 +53,7 @@ def test_csv_and_html(claims_file, tmp_path):
     assert "<a href='../../demo/mini/figures/fig1_demo.png'><img src='../../demo/mini/figures/fig1_demo.png'" in html
     assert "class='contradicted'" in html and "class='notrun'" in html and "study note" in html
     assert html.index("<h2>Overview</h2>") < html.index("<h2 id='demo'>")
+    assert "<td>apis</td><td colspan='6'>not built" in html
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
