@@ -201,7 +201,7 @@ class CFNet(nn.Module):
             raise ValueError(f"cfnet: {len(blocks)} block triples for {num_stages} stages")
         self.num_stages, self.dims, self.out_channels = num_stages, tuple(dims), width
         self.strides = (8, 16, 32) + tuple(64 * 2 ** k for k in range(extra_levels))
-        dp = torch.linspace(0, drop_path_rate, p2_block + sum(map(sum, blocks))).tolist()
+        dp = torch.linspace(0, drop_path_rate, p2_block + sum(map(sum, blocks)), device="cpu").tolist()
         self.stem = nn.Sequential(nn.Conv2d(3, stem_dim, 3, 2, 1), LayerNorm2d(stem_dim), nn.GELU(),
                                   nn.Conv2d(stem_dim, p2_dim, 3, 2, 1), LayerNorm2d(p2_dim), nn.GELU())
         self.p2 = nn.Sequential(*[NeXtBlock(p2_dim, dp[k], ls_init) for k in range(p2_block)], _down(p2_dim, dims[0]))
@@ -244,7 +244,7 @@ class ConvNeXtFPN(nn.Module):
 
         self.dims, self.out_channels = tuple(dims), width
         self.strides = (8, 16, 32) + tuple(64 * 2 ** k for k in range(extra_levels))
-        dp = iter(torch.linspace(0, drop_path_rate, sum(depths)).tolist())
+        dp = iter(torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist())
         self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0]))
         self.stages = nn.ModuleList()
         for i, (d, n) in enumerate(zip(dims, depths)):
