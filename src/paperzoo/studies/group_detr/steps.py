@@ -179,11 +179,13 @@ def load_data(data_dir, dataset: str, n_val: int, n_train: int | None = None):
 
 # --- steps ---------------------------------------------------------------------------------
 
-def deviations(block: dict, scale: str, stage: str) -> list[str]:
+def deviations(block: dict, scale: str, stage: str, encoder: str = "mim") -> list[str]:
     out = [f"DETR-lite (DAB-style anchors, {block['model']}) with plain Hungarian matching instead of Group-DINO "
            "(deformable attention, denoising queries, two-stage query selection per group)",
            "inference: group 0, top-k without NMS (as in the paper)"]
-    if stage in ("mim", "detpre", "finetune"):
+    if encoder == "none":
+        out.append("encoder-pretraining ablation: the ViT starts from its random init (no stage E)")
+    elif stage in ("mim", "detpre", "finetune"):
         out.append("encoder pretrained by MAE on the pretraining set's images only (v2: ViT-Huge MAE/CAE-style "
                    "self-supervised on ImageNet-1K, then supervised ImageNet finetuning, skipped here)")
     if stage == "finetune":
@@ -294,7 +296,7 @@ def run_detpre(block: dict, *, scale: str, arm: str, seed: int, data_dir, encode
     metrics["train_ms_per_step"] = 1000 * t_train / o["steps"]   # includes the curve's evaluations
     meta = run_meta(t0, threads, PACKAGES, stage="detpre", arm_flags=a, steps=o["steps"], curve=curve,
                     n_train=len(train_set), n_val=len(val), train_s=round(t_train, 3),
-                    deviations=deviations(block, scale, "detpre"))
+                    deviations=deviations(block, scale, "detpre", a["encoder"]))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
@@ -329,7 +331,7 @@ def run_finetune(block: dict, *, scale: str, arm: str, seed: int, data_dir, enco
     metrics["train_ms_per_step"] = 1000 * t_train / o["steps"]
     meta = run_meta(t0, threads, PACKAGES, stage="finetune", arm_flags=a, steps=o["steps"], curve=curve,
                     reinitialised=skipped, n_train=len(train_set), n_val=len(val), train_s=round(t_train, 3),
-                    deviations=deviations(block, scale, "finetune"))
+                    deviations=deviations(block, scale, "finetune", a["encoder"] if a["from"] is None else "mim"))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
