@@ -156,7 +156,7 @@ SBATCH_VALUE = {
     "--comment", "-C", "--constraint", "--qos", "-q", "-N", "--nodes", "-n", "--ntasks",
     "--ntasks-per-node", "--ntasks-per-gpu", "-c", "--cpus-per-task", "--cpus-per-gpu",
     "-G", "--gpus", "--gres", "-M", "--clusters", "--wrap", "-x", "--exclude",
-    "--reservation", "--export", "-a", "--array",
+    "--reservation", "--export", "-a", "--array", "--signal",
 }
 SBATCH_FLAGS = {"--parsable", "--requeue", "--no-requeue"}
 
