@@ -20,6 +20,16 @@ def copy_workflow(dst: Path) -> Path:
     return dst
 
 
+def workflow_with_tiny_overlay(root: Path, extra_tiny: str) -> Path:
+    """A fresh copy of the workflow in ``root`` whose tiny overlay ends with ``extra_tiny``
+    (flat dotted keys, e.g. longer runs that a test can kill mid-way)."""
+    root.mkdir()
+    copy_workflow(root)
+    with open(root / "config/scales/tiny.yaml", "a") as fh:
+        fh.write(extra_tiny)
+    return root
+
+
 def env(**extra: str) -> dict:
     e = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
          "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", **extra}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .helpers import BIN, copy_workflow, env, snakemake
+from .helpers import BIN, env, snakemake, workflow_with_tiny_overlay
 
 TARGET = "results/interface_phonons/tiny/runs/md/seed0/metrics.json"
 SLOW_MD = ("interface_phonons.md.checkpoint_every_s: 0\n"   # checkpoint after every block
@@ -16,11 +16,7 @@ SLOW_MD = ("interface_phonons.md.checkpoint_every_s: 0\n"   # checkpoint after e
 
 
 def prepare(root):
-    root.mkdir()
-    copy_workflow(root)
-    with open(root / "config/scales/tiny.yaml", "a") as fh:
-        fh.write(SLOW_MD)
-    return root
+    return workflow_with_tiny_overlay(root, SLOW_MD)
 
 
 @pytest.mark.slow

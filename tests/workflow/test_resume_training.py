@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .helpers import BIN, copy_workflow, env, snakemake
+from .helpers import BIN, env, snakemake, workflow_with_tiny_overlay
 
 TARGET = "results/group_detr/tiny/runs/g1/seed0/metrics.json"
 PARTIAL = "results/group_detr/tiny/checkpoints/g1/seed0/model.pt.partial"
@@ -19,11 +19,7 @@ LONGER = ("group_detr.detpre.steps: 60\n"          # long enough to be killed mi
 
 
 def prepare(root):
-    root.mkdir()
-    copy_workflow(root)
-    with open(root / "config/scales/tiny.yaml", "a") as fh:
-        fh.write(LONGER)
-    return root
+    return workflow_with_tiny_overlay(root, LONGER)
 
 
 def _metrics(path):
