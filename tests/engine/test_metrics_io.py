@@ -113,3 +113,20 @@ def test_run_meta_records_commit_dirty_flag_and_config_digest(tmp_path):
     (repo / "f").write_text("b")
     assert metrics.git_state(repo)["git_dirty"] is True
     assert metrics.git_state(tmp_path / "nowhere") == {"git_commit": "unknown", "git_dirty": None}
+
+
+def test_a_half_written_run_file_stops_the_aggregate_with_its_name_and_the_way_out(tmp_path):
+    import json
+
+    import pytest
+
+    from paperzoo.engine.metrics import aggregate
+
+    good = tmp_path / "a" / "metrics.json"
+    good.parent.mkdir()
+    good.write_text(json.dumps({"study": "s", "scale": "mini", "arm": "a", "seed": 0, "metrics": {"AP": 0.1}}))
+    bad = tmp_path / "b" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text(good.read_text()[:25])                       # cut mid-write
+    with pytest.raises(ValueError, match=r"b/metrics.json: not valid JSON .* delete it and rerun"):
+        aggregate([good, bad])

@@ -66,7 +66,8 @@ def read_json(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: expected a JSON file written by an earlier rule") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise ValueError(f"{path}: not valid JSON ({err}); a damaged or half-written file: delete it and rerun "
+                         f"the rule that writes it (`snakemake --cores 1 {path}`)") from None
 
 
 def read_params(arg: str) -> dict:
