@@ -47,6 +47,7 @@ def main() -> None:
     from paperzoo.engine.flops import flops_per_image
     from paperzoo.engine.seeding import seed_everything
     from paperzoo.engine.train import train
+    from paperzoo.layers.dense import detection_loss_fn
     from paperzoo.studies.drkd import steps as dk
     from paperzoo.studies.drkd.models import DistillStudent
 
@@ -61,7 +62,7 @@ def main() -> None:
     det = dk.build_detector(block, args.part, fit.num_classes)
     gflops = flops_per_image(det, size) / 1e9
     if args.part == "teacher":
-        model, loss_fn, final, evaluated = det, dk._plain_loss_fn(size), args.save, det
+        model, loss_fn, final, evaluated = det, detection_loss_fn(size), args.save, det
     else:
         teacher = dk._load_frozen(block, fit.num_classes, args.teacher) if args.teacher else None
         kit = dk.build_kit(block, args.arm, det.features.out_channels, len(det.features.strides), seed)

@@ -242,6 +242,18 @@ class DenseDetector(nn.Module):
         return (detections, feats) if return_features else detections
 
 
+def detection_loss_fn(image_size: int | tuple[int, int] | None):
+    """``loss_fn(model, (images, targets, step))`` → (focal + box loss, parts) of a bare
+    :class:`DenseDetector` on normalised cxcywh targets (``engine.train``'s loss function)."""
+
+    def loss_fn(model, batch):
+        images, targets, _ = batch
+        parts = model(images, targets_to_xyxy(targets, image_size))
+        return parts["classification"] + parts["bbox_regression"], parts
+
+    return loss_fn
+
+
 def targets_to_xyxy(targets: list[dict], image_size: int | tuple[int, int] | None = None) -> list[dict]:
     """This project's targets (``boxes`` normalised ``cx, cy, w, h``) -> ``boxes`` xyxy pixels.
 

@@ -136,15 +136,11 @@ def load_data(data_dir, dataset: str, n_val: int, coco_size: int = 1024):
 
 
 def make_loss_fn(image_size: int):
-    """``loss_fn(model, (images, targets, step))`` → (focal + box loss, parts)."""
-    from paperzoo.layers.dense import targets_to_xyxy
+    """``loss_fn(model, (images, targets, step))`` → (focal + box loss, parts)
+    (``layers.dense.detection_loss_fn``)."""
+    from paperzoo.layers.dense import detection_loss_fn
 
-    def loss_fn(model, batch):
-        images, targets, _ = batch
-        parts = model(images, targets_to_xyxy(targets, image_size))
-        return parts["classification"] + parts["bbox_regression"], parts
-
-    return loss_fn
+    return detection_loss_fn(image_size)
 
 
 def evaluate(model, val, mean, std, *, area_rule: str, abs_areas, batch_size: int = 50) -> dict[str, float]:

@@ -350,6 +350,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, threads: 
 
     from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import load_trained, train
+    from paperzoo.layers.dense import detection_loss_fn
 
     t0 = time.perf_counter()
     seed = int(block["teacher"].get("seed", 0))
@@ -359,7 +360,7 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, threads: 
     model = build_detector(block, "teacher", fit.num_classes)
     device = _device()
     t1 = time.perf_counter()
-    train(model, _plain_loss_fn(size), StepBatches(fit, o["batch_size"], seed, mean, std, hflip=o["hflip"]),
+    train(model, detection_loss_fn(size), StepBatches(fit, o["batch_size"], seed, mean, std, hflip=o["hflip"]),
           steps=o["steps"], final=checkpoint, device=device, **optim_kwargs(o), progress=progress,
           desc="drkd teacher")
     t_train = time.perf_counter() - t1
@@ -372,18 +373,6 @@ def run_teacher(block: dict, *, scale: str, data_dir, checkpoint, out, threads: 
                     image_size=size, device=str(device or "cpu"), deviations=deviations(block, scale, "teacher"))
     write_run_metrics(out, study=STUDY, scale=scale, arm="teacher", seed=seed, metrics=metrics, meta=meta)
     return metrics
-
-
-def _plain_loss_fn(image_size: int):
-    """Detection loss only, on a bare ``DenseDetector`` (teacher and init training)."""
-    from paperzoo.layers.dense import targets_to_xyxy
-
-    def loss_fn(model, batch):
-        images, targets, _ = batch
-        parts = model(images, targets_to_xyxy(targets, image_size))
-        return parts["classification"] + parts["bbox_regression"], parts
-
-    return loss_fn
 
 
 def init_seed_of(block: dict, seed: int) -> int:
@@ -401,6 +390,7 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
     from paperzoo.data.sets import StepBatches
     from paperzoo.engine.checkpoint import save_checkpoint
     from paperzoo.engine.train import train
+    from paperzoo.layers.dense import detection_loss_fn
 
     s = init_seed_of(block, seed)
     _, fit, _, mean, std, size = _setup(block, data_dir, s, threads)
@@ -410,7 +400,7 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
     if o["init_steps"] == 0:
         save_checkpoint(checkpoint, {"model": model.state_dict(), "ema": None, "history": [], "steps": 0})
         return
-    train(model, _plain_loss_fn(size), StepBatches(fit, o["batch_size"], s + INIT_BATCH_SEED, mean, std,
+    train(model, detection_loss_fn(size), StepBatches(fit, o["batch_size"], s + INIT_BATCH_SEED, mean, std,
                                                    hflip=o["hflip"]),
           steps=o["init_steps"], final=checkpoint, device=_device(), **{**optim_kwargs(o), "schedule": "constant"},
           progress=progress, desc=f"drkd init seed{s}")
