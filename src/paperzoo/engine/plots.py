@@ -71,6 +71,21 @@ def write_md_csv(outdir, stem: str, md_lines: list[str], csv_header: list[str], 
             w.writerows(csv_rows)
 
 
+def save_table_figure(rows: list[list[str]], head: list[str], path, *, title: str, label: str, width: float = 12,
+                      fontsize: float = 7.5, row_height: float = 0.32) -> None:
+    """A table as a PNG (the picture of a study's ``table_*.md``): one row per arm, left-aligned
+    cells, ``title`` above, written through :func:`save_figure`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, row_height * (len(rows) + 1) + 0.8))
+    ax.axis("off")
+    t = ax.table(cellText=rows, colLabels=head, loc="center", cellLoc="left")
+    t.auto_set_font_size(False)
+    t.set_fontsize(fontsize)
+    ax.set_title(title, fontsize=9)
+    save_figure(fig, path, label)
+
+
 def save_figure(fig, path: str | os.PathLike, label: str, dpi: int = 130, rect=None) -> None:
     """Stamp ``label`` in the corner, tighten, write ``path`` atomically and close ``fig``."""
     import matplotlib.pyplot as plt

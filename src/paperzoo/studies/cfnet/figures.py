@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, paired_delta, save_figure, stat_text, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import (  # noqa: E402
+    arm_stat, paired_delta, save_figure, save_table_figure, stat_text, write_md_csv)
 
 FIGURES = ("table_arms", "fig_ap_per_arm", "fig_ap_vs_cost")
 _LABEL = "CFNet (arXiv 2302.06052) reproduction"
@@ -48,14 +49,9 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str) -> Path:
                  ["arm", "params", "params_ratio", "gflops", "train_img_per_s", "AP_mean", "AP_std", "AP50_mean",
                   "AP50_std", "AP_S_mean", "AP_S_std", "AP_S_abs_mean", "AP_S_abs_std", "dAP_vs_baseline",
                   "dAP_halfwidth95", "n"], raw)
-    fig, ax = plt.subplots(figsize=(12, 0.32 * (len(rows) + 1) + 0.8))
-    ax.axis("off")
-    t = ax.table(cellText=rows, colLabels=head, loc="center", cellLoc="left")
-    t.auto_set_font_size(False)
-    t.set_fontsize(7.5)
-    ax.set_title(f"CFNet arms at matched parameters, {n} seeds", fontsize=9)
     path = outdir / "table_arms.png"
-    save_figure(fig, path, f"{_LABEL}, scale {agg.get('scale', '')}")
+    save_table_figure(rows, head, path, title=f"CFNet arms at matched parameters, {n} seeds",
+                      label=f"{_LABEL}, scale {agg.get('scale', '')}")
     return path
 
 

@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, delta_text, paired_delta, save_figure, stat_text, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import (  # noqa: E402
+    arm_stat, delta_text, paired_delta, save_figure, save_table_figure, stat_text, write_md_csv)
 
 FIGURES = ("table_arms", "fig_ap_per_arm", "fig_delta_vs_baseline")
 _LABEL = "DRKD (arXiv 2302.05637) reproduction"
@@ -73,14 +74,9 @@ def table_arms(agg: dict, arms: list[str], outdir, *, baseline: str, labels: dic
                   "AP_S_abs_mean", "AP_S_abs_std", "dAP_vs_baseline", "dAP_halfwidth95", "dAP_S_abs_vs_baseline",
                   "dAP_S_abs_halfwidth95", "relation_share", "fg_energy_gain", "relation_share_init",
                   "fg_energy_gain_init", "n"], raw)
-    fig, ax = plt.subplots(figsize=(12, 0.32 * (len(rows) + 1) + 0.8))
-    ax.axis("off")
-    t = ax.table(cellText=rows, colLabels=head, loc="center", cellLoc="left")
-    t.auto_set_font_size(False)
-    t.set_fontsize(7.5)
-    ax.set_title(f"DRKD arms, one frozen teacher, {n} seeds", fontsize=9)
     path = outdir / "table_arms.png"
-    save_figure(fig, path, f"{_LABEL}, scale {agg.get('scale', '')}")
+    save_table_figure(rows, head, path, title=f"DRKD arms, one frozen teacher, {n} seeds",
+                      label=f"{_LABEL}, scale {agg.get('scale', '')}")
     return path
 
 

@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paperzoo.engine.plots import arm_stat, delta_text, save_figure, stat_text, write_md_csv  # noqa: E402
+from paperzoo.engine.plots import (  # noqa: E402
+    arm_stat, delta_text, save_figure, save_table_figure, stat_text, write_md_csv)
 
 FIGURES = ("table_arms", "fig_ap_curves", "fig_groups")
 _LABEL = "Group DETR v2 (arXiv 2211.03594) reproduction"
@@ -65,14 +66,9 @@ def table_arms(agg: dict, stages: dict[str, list[str]], refs: dict[str, str], ou
                  ["stage", "arm", "num_groups", "AP_mean", "AP_std", "AP_auc_mean", "AP_auc_std", "dAP", "dAP_hw95",
                   "dAP_auc", "dAP_auc_hw95", "nms_gain_g0", "nms_gain_allgroups", "per_group_AP_spread",
                   "train_ms_per_step", "eval_ms_per_img", "params", "params_inference", "n"], raw)
-    fig, ax = plt.subplots(figsize=(13, 0.34 * (len(rows) + 1) + 0.8))
-    ax.axis("off")
-    t = ax.table(cellText=rows, colLabels=head, loc="center", cellLoc="left")
-    t.auto_set_font_size(False)
-    t.set_fontsize(7)
-    ax.set_title("Group DETR v2 stages and arms", fontsize=9)
     path = outdir / "table_arms.png"
-    save_figure(fig, path, f"{_LABEL}, scale {agg.get('scale', '')}")
+    save_table_figure(rows, head, path, title="Group DETR v2 stages and arms",
+                      label=f"{_LABEL}, scale {agg.get('scale', '')}", width=13, fontsize=7, row_height=0.34)
     return path
 
 
