@@ -46,6 +46,7 @@ class Job:
     extra: str | None = None
     extra_build: Callable | None = None
     extra_fwd: float = 1.0
+    forward: Callable | None = None       # how one forward is called (default ``module(x)``)
 
 
 def forward_flops(build: Callable, image: tuple[int, int], forward: Callable | None = None) -> tuple[int, int]:
@@ -106,7 +107,7 @@ def plan_cfnet(block: dict) -> list[Job]:
                                                               **a.get("kwargs", {}))))
         jobs.append(Job("cfnet", "cfnet_train", int(block["seeds"]), int(block["train"]["steps"]),
                         int(block["train"]["batch_size"]), size, a["model"],
-                        lambda arm=arm: cf.build_detector(block, arm, ncls)))
+                        lambda arm=arm: cf.build_detector(block, arm, ncls), forward=_dense_forward))
     return jobs
 
 
@@ -130,8 +131,7 @@ def rows(scale: str, studies: list[str] | None, tflops: float, root=".") -> list
             out.append({"study": study, "rule": "—", "note": NOT_PLANNED.get(study, "no training rules")})
             continue
         for job in PLANNERS[study](load_block(Path(root), study, scale, [])):
-            is_dense = "cfnet_train" == job.rule
-            params, f1 = forward_flops(job.build, job.image, _dense_forward if is_dense else None)
+            params, f1 = forward_flops(job.build, job.image, job.forward)
             per_img = job.passes * f1
             if job.extra_build is not None:
                 _, fx = forward_flops(job.extra_build, job.image)

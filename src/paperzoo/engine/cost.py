@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import time
 from pathlib import Path
 
@@ -157,5 +156,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     main()
