@@ -196,25 +196,14 @@ def test_relation_diagnostics_share_and_foreground_gain():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from paperzoo.data.shapes import ShapesSpec, write_shapes
+    from paperzoo.data.shapes import ShapesSpec
 
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("drkd")
+    from .distill_runs import run_teacher_init_students
+
     spec = ShapesSpec(image_size=64, classes=("disc", "square", "triangle", "ring"), min_size=6, max_size=32,
                       min_objects=2, max_objects=4)
-    write_shapes(root / "data", spec, splits={"train": 20, "val": 8}, seed=0)
-    block = _block()
-    steps.run_teacher(block, scale="tiny", data_dir=root / "data", checkpoint=root / "teacher.pt",
-                      out=root / "teacher.json", progress=False)
-    steps.run_init(block, scale="tiny", seed=0, data_dir=root / "data", checkpoint=root / "init.pt", progress=False)
-    runs = {}
-    for arm in ARMS:
-        runs[arm] = root / arm / "metrics.json"
-        steps.run_student(block, scale="tiny", arm=arm, seed=0, data_dir=root / "data",
-                          teacher_checkpoint=root / "teacher.pt", init=root / "init.pt",
-                          checkpoint=root / arm / "model.pt", out=runs[arm], teacher_metrics=root / "teacher.json",
-                          progress=False)
-    return {"root": root, "block": block, "runs": runs}
+    return run_teacher_init_students(steps, _block(), ARMS, tmp_path_factory.mktemp("drkd"),
+                                     spec, {"train": 20, "val": 8})
 
 
 def test_end_to_end_metrics(tiny):
