@@ -26,3 +26,19 @@ def run_teacher_init_students(steps, block: dict, arms, root: Path, spec, splits
                           checkpoint=root / arm / "model.pt", out=runs[arm], teacher_metrics=root / "teacher.json",
                           progress=False)
     return {"root": root, "block": block, "runs": runs}
+
+
+def claims_resolve(steps, runs: dict) -> tuple[dict, dict]:
+    """Aggregate the ``runs`` and check that every ``arm.metric`` side of the study's
+    ``paper.yaml`` names a metric the steps wrote; returns (paper, aggregate)."""
+    from paperzoo.engine.claims import load_paper
+    from paperzoo.engine.metrics import aggregate
+
+    agg = aggregate(list(runs.values()))
+    paper = load_paper(Path(steps.__file__).parent / "paper.yaml")
+    for c in paper["claims"]:
+        for side in (c["lhs"], c["rhs"]):
+            if isinstance(side, str):
+                arm, metric = side.split(".", 1)
+                assert metric in agg["arms"][arm], side
+    return paper, agg

@@ -235,17 +235,12 @@ def test_end_to_end_metrics(tiny):
 
 
 def test_paper_claims_resolve_and_figures(tiny, tmp_path):
-    from paperzoo.engine.claims import evaluate as evaluate_claims, load_paper
+    from paperzoo.engine.claims import evaluate as evaluate_claims
     from paperzoo.engine.io import write_json
-    from paperzoo.engine.metrics import aggregate
 
-    agg = aggregate(list(tiny["runs"].values()))
-    paper = load_paper(steps.Path(steps.__file__).parent / "paper.yaml")
-    for c in paper["claims"]:
-        for side in (c["lhs"], c["rhs"]):
-            if isinstance(side, str):
-                arm, metric = side.split(".", 1)
-                assert metric in agg["arms"][arm], side
+    from .distill_runs import claims_resolve
+
+    paper, agg = claims_resolve(steps, tiny["runs"])
     assert {r["id"]: r["verified"] for r in paper["references"]} == {
         "r18_abstract": True, "r50_abstract": True, "sampling_ablation": False, "table2_students": False}
     verdicts = evaluate_claims(paper, agg, "tiny")["claims"]
