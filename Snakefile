@@ -22,6 +22,8 @@ include: "workflow/rules/kd_detr.smk"
 include: "workflow/rules/cfnet.smk"
 include: "workflow/rules/drkd.smk"
 include: "workflow/rules/group_detr.smk"
+include: "workflow/rules/apis.smk"
+include: "workflow/rules/ufo.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -115,7 +115,7 @@ PLANNERS = {"kd_detr": plan_kd_detr, "cfnet": plan_cfnet}
 NOT_PLANNED = {
     "lae": "not planned yet: ViT-B/16 per task x PET x method x order",
     "cpgnet": "not planned yet: the point-grid model's FLOPs depend on the scan's point count",
-    "drkd": "no paper-scale setting", "group_detr": "no paper-scale setting",
+    "drkd": "no paper-scale setting", "group_detr": "no paper-scale setting", "apis": "no paper-scale setting",
 }
 
 

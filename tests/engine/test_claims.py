@@ -141,6 +141,27 @@ def test_evaluate_pairs_by_study_default_and_lists_other_scales_as_not_run(tmp_p
     assert out["references"][0]["source"] == "arXiv 0000.00000, Table 1"
 
 
+def test_rhs_scale_pairs_lhs_with_a_fraction_of_rhs(tmp_path):
+    # b = (0.62, 0.72, 0.815) vs 0.9 x a = (0.54, 0.63, 0.72): d_i = (0.08, 0.09, 0.095), all > 0
+    p = tmp_path / "paper.yaml"
+    p.write_text("paired: true\nclaims:\n"
+                 "  - {id: frac, kind: paper, statement: 'b reaches 90 % of a', lhs: b.acc, op: '>', rhs: a.acc,"
+                 " rhs_scale: 0.9}\n"
+                 "  - {id: full, kind: paper, statement: 'b reaches a', lhs: b.acc, op: '>', rhs: a.acc,"
+                 " rhs_scale: 1.2}\n")
+    frac, full = evaluate(load_paper(p), metrics_with_seeds(), "mini")["claims"]
+    assert frac["comparison"] == "b.acc > 0.9 × a.acc"
+    assert frac["ours"]["rhs"]["ref"] == "0.9 × a.acc"
+    assert frac["ours"]["rhs"]["by_seed"] == pytest.approx({"0": 0.54, "1": 0.63, "2": 0.72})
+    d = [0.62 - 0.54, 0.72 - 0.63, 0.815 - 0.72]
+    assert frac["ours"]["diff"] == pytest.approx(sum(d) / 3)
+    assert (frac["test"], frac["verdict"]) == ("paired", "reproduced")
+    assert full["verdict"] == "contradicted"     # b is far below 1.2 x a on every seed
+    p.write_text("claims:\n  - {id: c1, kind: paper, statement: s, lhs: b.acc, op: '>', rhs: a.acc, rhs_scale: high}\n")
+    with pytest.raises(ValueError, match="'rhs_scale' must be a number"):
+        load_paper(p)
+
+
 @pytest.mark.parametrize("claim, message", [
     ("{id: c1, statement: s, lhs: b.acc, op: '>', rhs: a.acc}", "missing key 'kind'"),
     ("{id: c1, kind: paperish, statement: s, lhs: b.acc, op: '>', rhs: a.acc}", "kind 'paperish' not one of"),

@@ -2,8 +2,9 @@
 
     python -m paperzoo.data.generate <dataset> --params P --out-dir results/data/<dataset>/<scale>
 
-``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense``, ``shapes_o365`` are
-four specs of the same generator, :mod:`.shapes`).
+``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense``, ``shapes_o365``,
+``shapes_inst`` are five specs of the same generator, :mod:`.shapes`; ``synthid`` is the UFO
+study's four-task identity set, :mod:`.synthid`).
 
 ``P`` is the dataset's config block (``data.<dataset>`` after the scale overlay) as JSON
 text or a JSON file. Only the ``*_from_config`` functions read it. The command writes the
@@ -33,8 +34,8 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense", "shapes_o365")   # one generator (.shapes), four config specs
-DATASETS = (*SHAPES_DATASETS, "classes", "digits", "synthscan")
+SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense", "shapes_o365", "shapes_inst")   # one generator (.shapes), five config specs
+DATASETS = (*SHAPES_DATASETS, "classes", "digits", "synthscan", "synthid")
 MANIFEST = "manifest.json"
 
 
@@ -122,6 +123,13 @@ def generate(dataset: str, block: dict, out_dir: str | Path, *, threads: int = 1
         seed_everything(kw["seed"], threads)
         counts = write_classes(out_dir, **kw)
         generator = "paperzoo.data.classes"
+    elif dataset == "synthid":
+        from .synthid import synthid_from_config, write_synthid
+
+        kw = synthid_from_config(block)
+        seed_everything(kw["seed"], threads)
+        counts = write_synthid(out_dir, **kw)
+        generator = "paperzoo.data.synthid"
     elif dataset == "synthscan":
         from .synthscan import synthscan_from_config, write_synthscan
 

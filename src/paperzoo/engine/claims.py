@@ -12,6 +12,7 @@ plain number::
         lhs: ensemble.acc_last
         op: ">"            # one of  >  <  ~=  ==
         rhs: seq_pet.acc_last
+        rhs_scale: 1.0     # optional: the rhs side multiplied by this number (e.g. 0.85 x a reference)
         min_seeds: 3       # runs needed on every metric side (1 for deterministic computations)
         atol: 0.0          # tolerance added to the margin (absolute) ...
         rtol: 0.0          # ... and relative to |mean(rhs)|
@@ -28,7 +29,8 @@ Claim kinds (headlines count ``paper`` claims only)
 
 The verdict rule (the only place it is stated)
 ----------------------------------------------
-Let d be the difference lhs − rhs and h the 95 % half-width of its confidence interval,
+Let d be the difference lhs − rhs (rhs × ``rhs_scale`` where a claim gives one) and h the 95 %
+half-width of its confidence interval,
 computed by one of three tests (recorded per claim as ``test``):
 
 * ``paired`` — both sides are metrics of runs with the same seeds and the claim is paired
@@ -74,8 +76,8 @@ VERDICTS = ("reproduced", "inconclusive", "contradicted")
 NOT_RUN = "not run"  # a claim limited to other scales: listed, never counted as a verdict
 KINDS = ("paper", "prediction", "check")
 OPS = (">", "<", "~=", "==")
-CLAIM_KEYS = {"id", "kind", "statement", "lhs", "op", "rhs", "min_seeds", "atol", "rtol", "paired",
-              "paper", "scales", "note"}
+CLAIM_KEYS = {"id", "kind", "statement", "lhs", "op", "rhs", "rhs_scale", "min_seeds", "atol", "rtol",
+              "paired", "paper", "scales", "note"}
 PAPER_KEYS = {"study", "title", "arxiv", "code", "note", "paired", "references", "claims"}
 REFERENCE_KEYS = {"id", "value", "source", "short", "verified", "note"}
 
@@ -117,6 +119,17 @@ def resolve(term: Any, arms: Mapping, where: str) -> Side:
     m = arms[arm][metric]
     by_seed = {str(k): float(v) for k, v in (m.get("by_seed") or {}).items()}
     return Side(term, float(m["mean"]), float(m["std"]), float(m["n"]), by_seed)
+
+
+def scaled(side: Side, factor: float) -> Side:
+    """``factor`` x ``side`` (mean, std, every seed's value): a claim's ``rhs_scale``, e.g.
+    "random reaches 85 % of the full-mask head" is ``lhs > 0.85 x rhs``, paired per seed as
+    d_i = lhs_i − 0.85·rhs_i."""
+    if factor == 1.0:
+        return side
+    ref = None if side.ref is None else f"{factor:g} × {side.ref}"
+    return Side(ref, side.mean * factor, side.std * abs(factor), side.n,
+                {k: v * factor for k, v in side.by_seed.items()})
 
 
 def half_width(lhs: Side, rhs: Side, level: float = 0.95) -> tuple[float, float]:
@@ -228,6 +241,8 @@ def load_paper(path: str | os.PathLike) -> dict:
             raise ValueError(f"{where} ({c['id']}): kind {c['kind']!r} not one of {KINDS}")
         if c["op"] not in OPS:
             raise ValueError(f"{where} ({c['id']}): op {c['op']!r} not one of {OPS}")
+        if "rhs_scale" in c and (isinstance(c["rhs_scale"], bool) or not isinstance(c["rhs_scale"], (int, float))):
+            raise ValueError(f"{where} ({c['id']}): 'rhs_scale' must be a number, got {c['rhs_scale']!r}")
         if "paired" in c and not isinstance(c["paired"], bool):
             raise ValueError(f"{where} ({c['id']}): 'paired' must be true or false, got {c['paired']!r}")
         if c["id"] in seen:
@@ -256,14 +271,16 @@ def evaluate(paper: Mapping, metrics: Mapping, scale: str) -> dict:
     for c in paper["claims"]:
         where = f"claim {c['id']!r}"
         paired = bool(c.get("paired", paper.get("paired", False)))
+        factor = float(c.get("rhs_scale", 1.0))
+        rhs_text = c["rhs"] if factor == 1.0 else f"{factor:g} × {c['rhs']}"
         row = {"id": c["id"], "kind": c["kind"], "statement": c["statement"],
-               "comparison": f"{c['lhs']} {c['op']} {c['rhs']}", "note": c.get("note"),
+               "comparison": f"{c['lhs']} {c['op']} {rhs_text}", "note": c.get("note"),
                "paper": _reference(paper["_refs"].get(c.get("paper")))}
         if "scales" in c and scale not in c["scales"]:
             out.append({**row, "test": None, "verdict": NOT_RUN, "ours": None,
                         "scales": list(c["scales"])})
             continue
-        lhs, rhs = resolve(c["lhs"], arms, where), resolve(c["rhs"], arms, where)
+        lhs, rhs = resolve(c["lhs"], arms, where), scaled(resolve(c["rhs"], arms, where), factor)
         try:
             v, numbers = verdict(lhs, c["op"], rhs, min_seeds=int(c.get("min_seeds", 3)),
                                  atol=float(c.get("atol", 0.0)), rtol=float(c.get("rtol", 0.0)),

@@ -22,7 +22,7 @@ _MODELS: dict[str, Callable] = {}
 MODEL_MODULES = (
     "paperzoo.layers.backbones", "paperzoo.layers.dense", "paperzoo.layers.detr_lite", "paperzoo.layers.vit",
     "paperzoo.studies.cfnet.models", "paperzoo.studies.cpgnet.model", "paperzoo.studies.drkd.models",
-    "paperzoo.studies.group_detr.models", "paperzoo.studies.kd_detr.models",
+    "paperzoo.studies.apis.models", "paperzoo.studies.group_detr.models", "paperzoo.studies.kd_detr.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""APIS: active pointly-supervised instance segmentation (arXiv 2207.11493)."""
