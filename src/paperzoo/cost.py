@@ -116,6 +116,7 @@ NOT_PLANNED = {
     "lae": "not planned yet: ViT-B/16 per task x PET x method x order",
     "cpgnet": "not planned yet: the point-grid model's FLOPs depend on the scan's point count",
     "drkd": "no paper-scale setting", "group_detr": "no paper-scale setting", "apis": "no paper-scale setting",
+    "ufo": "no paper-scale setting",
 }
 
 

@@ -138,10 +138,10 @@ def test_config_errors_name_the_key():
 
 def _block() -> dict:
     return {"seeds": 2, "dataset": "synthid", "tasks": ["face", "person", "vehicle", "product"],
-            "model": {"img_size": 32, "patch_size": 8, "dim": 16, "head_dim": 8, "tau": 5.0},
+            "model": {"img_size": 32, "patch_size": 8, "dim": 16, "head_dim": 8, "tau": 5.0, "stem": "conv"},
             "space": {"depths": [1, 2], "heads": [1, 2], "mlp_ratios": [1.0, 2.0]},
             "train": {"steps": 3, "batch_per_task": 4, "lr": 1e-3, "weight_decay": 0.05, "warmup_frac": 0.0,
-                      "largest_every": 2},
+                      "largest_every": 2, "augment": {"flip": True, "crop_pad": 2}},
             "cosface": {t: {"s": 30.0, "m": 0.2} for t in ("face", "person", "vehicle", "product")},
             "search": {"param_cap": 0.9, "n_random": 3, "n_evolve": 2, "top_k": 2, "seed": 0},
             "eval": {"latency_batch": 4, "latency_repeats": 1}}

@@ -12,11 +12,12 @@ task         identity                                       nuisance
 ``face``     aspect, skin hue / value, part ("eyes")        ±15° rotation, ±10 % scale, ±2 px shift,
              offset and hue                                 gain, noise, background; disc body
 ``person``   body hue, second hue, texture (solid / stripes pose (±10°), scale, shift, gain,
-             / checker), aspect, part ("bag") offset        background; square body
+             / checker) and its frequency, aspect, part     background, texture phase; square body
+             ("bag") offset
 ``vehicle``  **body hue** and value, aspect, body kind      left/right mirror, scale, shift, gain,
              (square / ell / bar), part ("window") offset   background
-``product``  kind (any), texture kind, frequency, phase,    **random colours**, full rotation,
-             part ("logo") offset                           scale, shift, background
+``product``  kind (any), texture kind and frequency, part    **random colours**, ±30° rotation,
+             ("logo") offset                                scale, shift, background, texture phase
 ============ ============================================== ========================================
 
 Colour is identity for ``vehicle`` (and ``person``, ``face``) but nuisance for ``product``: a
@@ -59,7 +60,7 @@ def _identities(task: str, n: int, rng: np.random.Generator) -> dict[str, np.nda
                 "part_r": u(0.18, 0.32), "part_hue": u(0, 1)}
     if task == "person":
         return {"kind": np.full(n, KINDS.index("square")), "aspect": u(0.45, 0.9), "hue": u(0, 1), "sat": u(0.5, 1.0),
-                "val": u(0.5, 1.0), "texture": rng.integers(0, 3, n), "freq": u(1.2, 2.0), "phase": u(0, 1),
+                "val": u(0.5, 1.0), "texture": rng.integers(0, 3, n), "freq": rng.choice([1.2, 2.0], n), "phase": u(0, 1),
                 "hue2": u(0, 1), "part_u": u(-0.6, 0.6), "part_v": u(-0.2, 0.5), "part_r": u(0.2, 0.3),
                 "part_hue": u(0, 1)}
     if task == "vehicle":
@@ -70,7 +71,7 @@ def _identities(task: str, n: int, rng: np.random.Generator) -> dict[str, np.nda
                 "part_hue": u(0.5, 0.7)}
     if task == "product":
         return {"kind": rng.integers(0, len(KINDS), n), "aspect": u(0.7, 1.0), "hue": np.zeros(n), "sat": np.zeros(n),
-                "val": np.zeros(n), "texture": rng.integers(1, len(TEXTURES), n), "freq": u(1.0, 2.2),
+                "val": np.zeros(n), "texture": rng.integers(1, len(TEXTURES), n), "freq": rng.choice([1.0, 1.8], n),
                 "phase": u(0, 1), "hue2": np.zeros(n), "part_u": u(-0.5, 0.5), "part_v": u(-0.5, 0.5),
                 "part_r": u(0.22, 0.32), "part_hue": np.zeros(n)}
     raise ValueError(f"synthid: unknown task {task!r}; expected one of {TASKS}")
@@ -90,11 +91,13 @@ def _images_params(task: str, ident: dict[str, np.ndarray], labels: np.ndarray, 
     elif task == "vehicle":
         p["angle"], scale, shift = np.where(rng.random(n) < 0.5, 0.0, np.pi), u(0.85, 1.15), 3.0
     else:
-        p["angle"], scale, shift = u(0, 2 * np.pi), u(0.8, 1.2), 3.0
+        p["angle"], scale, shift = np.deg2rad(u(-30, 30)), u(0.85, 1.15), 3.0
         p["hue"], p["sat"], p["val"] = u(0, 1), u(0.4, 1.0), u(0.45, 1.0)      # colour: nuisance here
-        p["hue2"], p["part_hue"] = u(0, 1), u(0, 1)
+        p["hue2"], p["part_hue"] = p["hue"], u(0, 1)
+        p["sat2"], p["val2"] = p["sat"], 0.35 * p["val"]     # the texture: a darker shade of the body colour
     p["radius"] = base_r * scale
     p["cx"], p["cy"] = size / 2 + u(-shift, shift), size / 2 + u(-shift, shift)
+    p["phase"] = u(0, 1)                      # the texture's phase: nuisance (invisible as identity at 32 px)
     p["gain"] = u(0.8, 1.2)
     p["bg"] = hsv_to_rgb(u(0, 1), u(0.0, 0.3), u(0.1, 0.9))
     return p
@@ -112,7 +115,7 @@ def render(task: str, ident: dict[str, np.ndarray], labels: np.ndarray, *, size:
     t = texture_pattern(per_px(p["texture"].astype(int)), u, v, per_px(p["freq"]).astype(np.float32),
                         per_px(p["phase"]).astype(np.float32))[..., None]
     c1 = hsv_to_rgb(p["hue"], p["sat"], p["val"])
-    c2 = hsv_to_rgb(p["hue2"], np.full(n, 0.8), 0.6 * p["val"] + 0.2)
+    c2 = hsv_to_rgb(p["hue2"], p.get("sat2", np.full(n, 0.8)), p.get("val2", 0.6 * p["val"] + 0.2))
     obj = c1[:, None, None, :] + (c2 - c1)[:, None, None, :] * t
     pu, pv = u - p["part_u"][:, None, None], v - p["part_v"][:, None, None]
     part = ((pu * pu + pv * pv) < (p["part_r"] ** 2)[:, None, None])[..., None] & (p["part_r"] > 0)[:, None, None, None]

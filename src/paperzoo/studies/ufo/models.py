@@ -139,17 +139,37 @@ class RoutedBlock(nn.Module):
             h, hidden_task)
 
 
+def patch_embedding(stem: str, dim: int, patch_size: int) -> nn.Module:
+    """``patch``: the ViT's linear patch projection (a stride-``patch_size`` convolution);
+    ``conv``: a convolutional stem of stride-2 3 x 3 convolutions down to the same token grid
+    (Xiao et al., *Early Convolutions Help Transformers See Better*, arXiv 2106.14881), which
+    trains far better from scratch on small data."""
+    if stem == "patch":
+        return nn.Conv2d(3, dim, patch_size, patch_size)
+    if stem != "conv":
+        raise ValueError(f"stem {stem!r}: expected 'patch' or 'conv'")
+    n = int(math.log2(patch_size))
+    if 2 ** n != patch_size:
+        raise ValueError(f"conv stem needs a power-of-two patch size, got {patch_size}")
+    layers, c = [], 3
+    for i in range(n):
+        out = dim if i == n - 1 else max(8, dim >> (n - 1 - i))
+        layers += [nn.Conv2d(c, out, 3, 2, 1)] + ([nn.BatchNorm2d(out), nn.ReLU(inplace=True)] if i < n - 1 else [])
+        c = out
+    return nn.Sequential(*layers)
+
+
 class UFOSupernet(nn.Module):
     """The multi-task supernet. ``forward(x, task, cfg)`` → L2-normalised embeddings (B, dim):
     the task's CLS token after the sub-network ``cfg`` and the final LayerNorm."""
 
     def __init__(self, tasks: tuple[str, ...], img_size: int = 32, patch_size: int = 8, dim: int = 64,
                  max_depth: int = 6, max_heads: int = 4, head_dim: int = 16, max_mlp_ratio: float = 4.0,
-                 moe: bool = True, tau: float = 5.0):
+                 moe: bool = True, tau: float = 5.0, stem: str = "patch"):
         super().__init__()
         self.tasks, self.dim, self.moe = tuple(tasks), dim, moe
         n_tok = (img_size // patch_size) ** 2
-        self.patch_embed = nn.ModuleDict({t: nn.Conv2d(3, dim, patch_size, patch_size) for t in self.tasks})
+        self.patch_embed = nn.ModuleDict({t: patch_embedding(stem, dim, patch_size) for t in self.tasks})
         self.pos_embed = nn.ParameterDict({t: nn.Parameter(0.02 * torch.randn(1, n_tok + 1, dim)) for t in self.tasks})
         self.cls_token = nn.ParameterDict({t: nn.Parameter(0.02 * torch.randn(1, 1, dim)) for t in self.tasks})
         self.blocks = nn.ModuleList([RoutedBlock(dim, max_heads, head_dim, max_mlp_ratio, self.tasks, moe, tau)

@@ -69,7 +69,8 @@ def space_from_config(block: dict):
 def model_from_config(block: dict) -> dict:
     m, space = block["model"], space_from_config(block)
     out = {"img_size": int(m["img_size"]), "patch_size": int(m["patch_size"]), "dim": int(m["dim"]),
-           "head_dim": int(m["head_dim"]), "tau": float(m["tau"]), "max_depth": max(space.depths),
+           "head_dim": int(m["head_dim"]), "tau": float(m["tau"]), "stem": str(m.get("stem", "patch")),
+           "max_depth": max(space.depths),
            "max_heads": max(space.heads), "max_mlp_ratio": max(space.mlp_ratios)}
     if out["img_size"] % out["patch_size"]:
         raise ValueError(f"ufo.model.img_size = {out['img_size']} is not a multiple of patch_size {out['patch_size']}")
@@ -81,7 +82,8 @@ def train_from_config(block: dict) -> dict:
     steps = int(t["steps"])
     return {"steps": steps, "batch_per_task": int(t["batch_per_task"]), "lr": float(t["lr"]),
             "weight_decay": float(t["weight_decay"]), "warmup": int(round(float(t["warmup_frac"]) * steps)),
-            "largest_every": int(t["largest_every"])}
+            "largest_every": int(t["largest_every"]), "flip": bool(t["augment"]["flip"]),
+            "pad": int(t["augment"]["crop_pad"])}
 
 
 def search_from_config(block: dict) -> dict:
@@ -119,9 +121,27 @@ def build(block: dict, tasks: tuple[str, ...], n_ids: dict[str, int], seed: int,
     return mod
 
 
-def task_batches(train: dict, tasks: tuple[str, ...], all_tasks: tuple[str, ...], batch: int, seed: int):
-    """Step i → ({task: (x, y)}, i): each task's images drawn by a generator of (seed, task, i)
-    only, so a single-task run sees exactly the images the multi-task runs see for that task."""
+def augment(x, g, pad: int):
+    """Re-ID augmentation: horizontal flip with probability 1/2 and a random crop of the image
+    padded by ``pad`` px (edge replicated), one offset per batch."""
+    import torch
+    import torch.nn.functional as F
+
+    flip = torch.rand(x.shape[0], generator=g) < 0.5
+    x = x.clone()
+    x[flip] = x[flip].flip(-1)
+    if pad:
+        h, w = x.shape[-2:]
+        dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
+        x = F.pad(x, (pad, pad, pad, pad), mode="replicate")[:, :, dy:dy + h, dx:dx + w]
+    return x
+
+
+def task_batches(train: dict, tasks: tuple[str, ...], all_tasks: tuple[str, ...], batch: int, seed: int,
+                 pad: int = 0, flip: bool = False):
+    """Step i → ({task: (x, y)}, i): each task's images (and augmentation) drawn by a generator of
+    (seed, task, i) only, so a single-task run sees exactly the images the multi-task runs see for
+    that task."""
     import torch
 
     from paperzoo.engine.train import step_generator
@@ -130,8 +150,9 @@ def task_batches(train: dict, tasks: tuple[str, ...], all_tasks: tuple[str, ...]
         out = {}
         for t in tasks:
             x, y = train[t]
-            idx = torch.randint(len(y), (batch,), generator=step_generator(seed * TASK_SEED + all_tasks.index(t), i))
-            out[t] = (x[idx], y[idx])
+            g = step_generator(seed * TASK_SEED + all_tasks.index(t), i)
+            idx = torch.randint(len(y), (batch,), generator=g)
+            out[t] = (augment(x[idx], g, pad) if flip else x[idx], y[idx])
         return out, i
 
     return get
@@ -157,7 +178,8 @@ def fit(block: dict, model, train: dict, tasks, all_tasks, *, seed: int, sample:
     o = train_from_config(block)
     t1 = time.perf_counter()
     run_train(model, make_loss_fn(space_from_config(block), seed, sample, o["largest_every"]),
-              task_batches(train, tasks, all_tasks, o["batch_per_task"], seed), steps=o["steps"], final=checkpoint,
+              task_batches(train, tasks, all_tasks, o["batch_per_task"], seed, o["pad"], o["flip"]), steps=o["steps"],
+              final=checkpoint,
               lr=o["lr"], weight_decay=o["weight_decay"], clip_grad=0.0, schedule="cosine", warmup=o["warmup"],
               progress=progress, desc=desc)
     return time.perf_counter() - t1
