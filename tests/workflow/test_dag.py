@@ -1,5 +1,11 @@
-"""The workflow itself: lint, paper-scale dry run, and the whole `tiny` DAG end to end."""
+"""The workflow itself: lint, paper-scale dry run, the whole `tiny` DAG end to end, and its
+report opened in a real (headless) browser."""
+import html as htmllib
 import json
+import os
+import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -131,3 +137,69 @@ def test_fresh_clone_plans_every_run(tmp_path, scale):
     for study in studies:
         assert with_aggregates.get(study) == without[study], (study, len(with_aggregates.get(study, ())),
                                                               len(without[study]))
+
+
+# Appended to a copy of the report: after the page has loaded, it lists images that did not
+# decode, the tables, and every resource fetched from anywhere but the local disk.
+PROBE_JS = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.from(document.images);
+  var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+                   .map(function (i) { return i.getAttribute('src'); });
+  var remote = performance.getEntriesByType('resource').map(function (e) { return e.name; })
+                          .filter(function (n) { return n.indexOf('file:') !== 0; });
+  var pre = document.createElement('pre');
+  pre.id = 'pz-probe';
+  pre.textContent = JSON.stringify({images: imgs.length, broken: broken, remote: remote,
+                                    tables: document.querySelectorAll('table').length,
+                                    title: document.title});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium() -> str | None:
+    """A Chromium binary (Debian's ``chromium`` package), or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_real_browser_offline(tiny, tmp_path):
+    """The tiny report in headless Chromium with every host unresolvable: every figure decodes,
+    the claims tables render, nothing is fetched from the network; a screenshot is saved
+    (to $PAPERZOO_ARTIFACTS when set)."""
+    exe = chromium()
+    if exe is None:
+        pytest.skip("Chromium is not installed: `apt-get install chromium` (Debian) runs this test; "
+                    ".ci/run installs it when it runs as root")
+    report = tiny / "results" / "report" / "tiny"
+    page = (report / "index.html").read_text()
+    probe = report / "browser_probe.html"          # a copy beside the original: same relative paths
+    probe.write_text(page.replace("</body>", PROBE_JS + "</body>"))
+    flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--allow-file-access-from-files", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--virtual-time-budget=15000"]
+    proc = subprocess.run(flags + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    found = re.search(r'<pre id="pz-probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, (proc.stdout[-2000:], proc.stderr[-2000:])
+    result = json.loads(htmllib.unescape(found.group(1)))
+    n_figures = page.count("<img ")
+    assert result["images"] == n_figures > 0
+    assert result["broken"] == [], result["broken"]
+    assert result["remote"] == [], result["remote"]
+    from paperzoo.engine.io import read_yaml
+
+    studies = read_yaml(REPO / "config" / "config.yaml")["studies"]
+    assert result["tables"] >= len(studies) + 1          # the overview + a claims table per study
+    assert all(study in page for study in studies)
+    shot = tmp_path / "report_first_screen.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1280,1000", (report / "index.html").as_uri()],
+                   capture_output=True, timeout=180)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    if os.environ.get("PAPERZOO_ARTIFACTS"):
+        out = os.path.join(os.environ["PAPERZOO_ARTIFACTS"], shot.name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        shutil.copy(shot, out)
