@@ -22,6 +22,7 @@ def test_aggregate_mean_std_n(tmp_path):
     assert {k: a[k] for k in ("mean", "std", "n")} == pytest.approx({"mean": 0.6, "std": 0.1, "n": 3})
     assert a["by_seed"] == {"0": 0.5, "1": 0.6, "2": 0.7}      # kept for paired verdicts
     assert agg["arms"]["b"]["acc"] == {"mean": 0.9, "std": 0.0, "n": 1, "by_seed": {"0": 0.9}}
+    assert agg["provenance"] == {"runs": 4, "run_wall_s": 0.0, "git_commits": ["unknown"], "git_dirty": False}
 
 
 def test_bad_runs_are_rejected(tmp_path):
@@ -109,6 +110,12 @@ def test_run_meta_records_commit_dirty_flag_and_config_digest(tmp_path):
     (repo / "f").write_text("a")
     subprocess.run([*git, "add", "f"], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    assert metrics.git_state(repo)["git_dirty"] is False
+    (repo / "results").mkdir()
+    (repo / "results" / "metrics.json").write_text("{}")
+    subprocess.run([*git, "add", "results"], check=True)
+    subprocess.run([*git, "commit", "-qm", "y"], check=True)
+    (repo / "results" / "metrics.json").write_text('{"x": 1}')   # the pipeline rewriting its own aggregate
     assert metrics.git_state(repo)["git_dirty"] is False
     (repo / "f").write_text("b")
     assert metrics.git_state(repo)["git_dirty"] is True

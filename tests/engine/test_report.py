@@ -39,7 +39,7 @@ def test_markdown_leads_with_paper_claims(claims_file):
     assert "+0.2 ± 0.043" in md and "| paired |" in md and "*a caveat*" in md
     assert "41.4, arXiv 0000.00000, Table 1 (unverified)" in md and "long text" in md.split("References")[1]
     assert "not run at this scale (claimed at: paper)" in md
-    assert "| `demo` | 2 | 1 | 1 | 0 | 0/0 | 1/1 |" in md   # overview row
+    assert "| `demo` | 2 | 1 | 1 | 0 | 0/0 | 1/1 | — | — |" in md   # overview row (no provenance in this file)
     assert "| `ufo` | not built |" in md and "| `lae` | not built |" in md   # all ten papers listed
 
 
@@ -53,7 +53,20 @@ def test_csv_and_html(claims_file, tmp_path):
     assert "<a href='../../demo/mini/figures/fig1_demo.png'><img src='../../demo/mini/figures/fig1_demo.png'" in html
     assert "class='contradicted'" in html and "class='notrun'" in html and "study note" in html
     assert html.index("<h2>Overview</h2>") < html.index("<h2 id='demo'>")
-    assert "<td>apis</td><td colspan='6'>not built" in html
+    assert "<td>apis</td><td colspan='8'>not built" in html
+
+
+def test_overview_shows_the_runs_wall_time_and_commit(claims_file):
+    from paperzoo.engine.io import read_json
+
+    doc = read_json(claims_file)
+    doc["provenance"] = {"runs": 12, "run_wall_s": 600.0, "git_commits": ["a" * 40], "git_dirty": False}
+    write_json(claims_file, doc)
+    assert "| 1/1 | 12 runs, 10 min | aaaaaaa |" in markdown([claims_file])
+    doc["provenance"] |= {"git_commits": ["a" * 40, "b" * 40, "c" * 40], "git_dirty": True}
+    write_json(claims_file, doc)
+    assert "| 3 commits (modified tree) |" in markdown([claims_file])
+    assert "<td>3 commits (modified tree)</td>" in to_html([claims_file], [], claims_file.parent)
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):

@@ -292,7 +292,8 @@ def evaluate(paper: Mapping, metrics: Mapping, scale: str) -> dict:
     references = [_reference(r) | {"note": r.get("note")} for r in paper["_refs"].values()]
     return {"study": paper.get("study", metrics.get("study")), "scale": scale,
             "title": paper.get("title"), "arxiv": paper.get("arxiv"), "code": paper.get("code"),
-            "note": paper.get("note"), "references": references, "claims": out}
+            "note": paper.get("note"), "provenance": metrics.get("provenance"), "references": references,
+            "claims": out}
 
 
 def counts(claims: list[Mapping], kind: str | None = None) -> dict[str, int]:

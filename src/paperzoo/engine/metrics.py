@@ -98,15 +98,18 @@ def params_digest() -> str | None:
 
 
 def git_state(root: str | os.PathLike | None = None) -> dict:
-    """``git_commit`` (HEAD) and ``git_dirty`` (tracked files modified) of the checkout the code
-    runs from; ``"unknown"`` / None outside a git checkout or without git."""
+    """``git_commit`` (HEAD) and ``git_dirty`` (tracked files outside ``results/`` modified) of
+    the checkout the code runs from; ``"unknown"`` / None outside a git checkout or without git."""
     import subprocess
 
     root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        # results/ holds the pipeline's own committed aggregates, rewritten while a DAG runs (a
+        # study that finishes early would flag every later run of another study): not counted
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": None}
@@ -127,12 +130,20 @@ def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy
 
 
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
-    """Mean, sample std and n per arm and metric over the given run files."""
+    """Mean, sample std and n per arm and metric over the given run files, and their
+    ``provenance``: the number of runs, the sum of their wall seconds, the git commits they ran
+    from and whether any ran from a modified tree."""
     values: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     seeds: dict[str, set[int]] = defaultdict(set)
     study = scale = None
+    n_runs, wall, commits, dirty = 0, 0.0, set(), False
     for f in run_files:
         run = read_json(f)
+        meta = run.get("meta") or {}
+        n_runs += 1
+        wall += float(meta.get("wall_s") or 0.0)
+        commits.add(str(meta.get("git_commit", "unknown")))
+        dirty = dirty or bool(meta.get("git_dirty"))
         for key in ("study", "scale", "arm", "seed", "metrics"):
             if key not in run:
                 raise ValueError(f"{f}: run metrics lack the key {key!r}")
@@ -156,7 +167,8 @@ def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
                                "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
                                "n": int(v.size),
                                "by_seed": {str(seed): x for seed, x in pairs}}
-    return {"study": study, "scale": scale, "arms": arms}
+    provenance = {"runs": n_runs, "run_wall_s": round(wall, 1), "git_commits": sorted(commits), "git_dirty": dirty}
+    return {"study": study, "scale": scale, "provenance": provenance, "arms": arms}
 
 
 def main(argv: list[str] | None = None) -> None:

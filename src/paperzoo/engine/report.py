@@ -21,6 +21,10 @@ from .io import read_json, write_text
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 SYMBOL = {"reproduced": "✅ reproduced", "inconclusive": "➖ inconclusive", "contradicted": "❌ contradicted",
           NOT_RUN: "⏸ not run"}
+# The HTML report uses marks every text font has (headless Chromium on Debian has no emoji font:
+# the emoji above rendered as empty boxes there); the verdict cell's colour comes from its class.
+HTML_SYMBOL = {"reproduced": "✓ reproduced", "inconclusive": "– inconclusive", "contradicted": "✗ contradicted",
+               NOT_RUN: "· not run"}
 KIND_TITLE = {"paper": "Paper claims", "prediction": "Our predictions and controls",
               "check": "Self-checks and bookkeeping"}
 
@@ -113,10 +117,23 @@ def _md_table(claims: list[dict]) -> list[str]:
     return lines
 
 
+def provenance_cells(doc: dict) -> tuple[str, str]:
+    """(runs and their summed wall minutes, the commit(s) they ran from) of a claims file;
+    ``—`` for a claims file aggregated before runs carried provenance."""
+    p = doc.get("provenance")
+    if not p:
+        return "—", "—"
+    commits = [c[:7] for c in p.get("git_commits", [])]
+    commit = ", ".join(commits) if len(commits) <= 2 else f"{len(commits)} commits"
+    return f"{p['runs']} runs, {p['run_wall_s'] / 60:.0f} min", commit + (" (modified tree)" if p.get("git_dirty") else "")
+
+
 def overview(docs: list[dict]) -> list[str]:
-    """One row per study: its paper claims' verdicts, then predictions and checks."""
-    lines = ["| study | paper claims | ✅ reproduced | ❌ contradicted | ➖ inconclusive | predictions ✅/n | checks ✅/n |",
-             "|---|---|---|---|---|---|---|"]
+    """One row per study: its paper claims' verdicts, then predictions and checks, then its
+    runs' summed wall time and commit."""
+    lines = ["| study | paper claims | ✅ reproduced | ❌ contradicted | ➖ inconclusive | predictions ✅/n | checks ✅/n "
+             "| runs (Σ wall) | commit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for doc in docs:
         k = counts(doc["claims"], "paper")
         n = sum(k.values()) - k[NOT_RUN]
@@ -125,9 +142,10 @@ def overview(docs: list[dict]) -> list[str]:
         for kind in ("prediction", "check"):
             kc = counts(doc["claims"], kind)
             cells.append(f"{kc['reproduced']}/{sum(kc.values()) - kc[NOT_RUN]}")
+        cells += list(provenance_cells(doc))
         lines.append("| " + " | ".join(cells) + " |")
     for slug in not_built(docs):
-        lines.append(f"| `{slug}` | not built | — | — | — | — | — |")
+        lines.append(f"| `{slug}` | not built | — | — | — | — | — | — | — |")
     return lines
 
 
@@ -192,7 +210,7 @@ def _html_table(claims: list[dict]) -> list[str]:
         note = f"<div class='note'>{html.escape(' '.join(c['note'].split()))}</div>" if c.get("note") else ""
         cells = [f"{html.escape(c['statement'])}<br><code>{html.escape(c['comparison'])}</code>{note}",
                  html.escape(_ours(c)), html.escape(_diff(c)), html.escape(c["test"] or "—"),
-                 html.escape(_paper(c["paper"])), html.escape(SYMBOL[c["verdict"]])]
+                 html.escape(_paper(c["paper"])), html.escape(HTML_SYMBOL[c["verdict"]])]
         parts.append(f"<tr class='{cls}' id='{html.escape(c['id'])}'>"
                      + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     parts.append("</table>")
@@ -208,7 +226,8 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
              "claimed side (paired over seeds where the arms share them). Only <em>paper</em> claims count "
              "in the headline; our predictions and self-checks follow them.</p>",
              "<h2>Overview</h2><table><tr><th>study</th><th>paper claims</th><th>reproduced</th>"
-             "<th>contradicted</th><th>inconclusive</th><th>predictions reproduced</th><th>checks reproduced</th></tr>"]
+             "<th>contradicted</th><th>inconclusive</th><th>predictions reproduced</th><th>checks reproduced</th>"
+             "<th>runs (Σ wall)</th><th>commit</th></tr>"]
     for doc in docs:
         k = counts(doc["claims"], "paper")
         cells = [f"<a href='#{doc['study']}'>{html.escape(doc['study'])}</a>",
@@ -216,9 +235,10 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
         for kind in ("prediction", "check"):
             kc = counts(doc["claims"], kind)
             cells.append(f"{kc['reproduced']} / {sum(kc.values()) - kc[NOT_RUN]}")
+        cells += [html.escape(x) for x in provenance_cells(doc)]
         parts.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     for slug in not_built(docs):
-        parts.append(f"<tr class='notrun'><td>{html.escape(slug)}</td><td colspan='6'>not built (or not run at "
+        parts.append(f"<tr class='notrun'><td>{html.escape(slug)}</td><td colspan='8'>not built (or not run at "
                      "this scale)</td></tr>")
     parts.append("</table>")
     for doc in docs:
