@@ -33,6 +33,13 @@ def test_crop_of_a_ramp_reproduces_its_pixels_and_points_hit_cell_centres():
     assert torch.allclose(models.sample_logits(logits, grid), logits[0, 0, 3, 3].reshape(1, 1))
 
 
+def test_mirrored_points_land_on_the_same_cells_of_the_mirrored_crop():
+    logits = torch.randn(3, 1, 8, 8)
+    grid = torch.rand(3, 5, 2) * 2 - 1
+    assert torch.allclose(models.sample_logits(logits.flip(-1), steps.mirror_points(grid)),
+                          models.sample_logits(logits, grid), atol=1e-6)
+
+
 def test_point_loss_is_bce_at_the_sampled_logits_and_moves_only_labelled_cells():
     logits = torch.zeros(1, 1, 4, 4, requires_grad=True)
     region = torch.tensor([[0.0, 0.0, 4.0, 4.0]])

@@ -131,10 +131,10 @@ def random_points(block: dict, train, seed: int):
 
 # --- training ------------------------------------------------------------------------------------
 
-def point_batches(crops, grids, labels, batch_size: int, seed: int):
-    """Step i → (crops, grid, labels) of ``batch_size`` instances drawn with replacement by a
-    generator of (seed, i) only (every strategy of a round sees the same instances), each
-    mirrored with probability 1/2 (image channels and the points' x)."""
+def crop_batches(crops, targets, batch_size: int, seed: int, mirror, labels=None):
+    """Step i → (crops, targets[, labels]) of ``batch_size`` instances drawn with replacement by
+    a generator of (seed, i) only (every strategy of a round sees the same instances), each
+    mirrored with probability 1/2: the image channels flipped, the target by ``mirror``."""
     import torch
 
     from paperzoo.engine.train import step_generator
@@ -143,12 +143,26 @@ def point_batches(crops, grids, labels, batch_size: int, seed: int):
         g = step_generator(seed, i)
         idx = torch.randint(len(crops), (batch_size,), generator=g)
         flip = torch.rand(batch_size, generator=g) < 0.5
-        x, grid = crops[idx].clone(), grids[idx].clone()
+        x, t = crops[idx].clone(), targets[idx].clone()
         x[flip, :3] = x[flip, :3].flip(-1)
-        grid[flip, :, 0] = -grid[flip, :, 0]
-        return x, grid, labels[idx]
+        t[flip] = mirror(t[flip])
+        return (x, t) if labels is None else (x, t, labels[idx])
 
     return batch
+
+
+def mirror_points(grid):
+    """Grid coordinates (..., n, 2) of the horizontally mirrored crop: x → −x."""
+    return grid * grid.new_tensor([-1.0, 1.0])
+
+
+def mirror_masks(masks):
+    return masks.flip(-1)
+
+
+def point_batches(crops, grids, labels, batch_size: int, seed: int):
+    """:func:`crop_batches` of the labelled points (grid coordinates mirrored with the crop)."""
+    return crop_batches(crops, grids, batch_size, seed, mirror_points, labels)
 
 
 def point_loss_fn(model, batch):
@@ -353,8 +367,6 @@ def run_fullmask(block: dict, *, scale: str, seed: int, data_dir, checkpoint, ou
     import torch
     from torchvision.ops import roi_align
 
-    from paperzoo.engine.train import step_generator
-
     t0 = time.perf_counter()
     seed_everything(seed, threads)
     train_inst, val = load_instances(block, data_dir)
@@ -364,17 +376,7 @@ def run_fullmask(block: dict, *, scale: str, seed: int, data_dir, checkpoint, ou
     targets = (roi_align(train_inst.masks[:, None].float(), rois, (size, size), 1.0, 2, aligned=True) >= 0.5).float()
     o = fullmask_from_config(block)
     model = build_head(block, seed)
-    bs, bseed = o["batch_size"], seed * 1000 + ROUND_SEED
-
-    def batches(i: int):
-        g = step_generator(bseed, i)
-        idx = torch.randint(len(crops), (bs,), generator=g)
-        flip = torch.rand(bs, generator=g) < 0.5
-        x, t = crops[idx].clone(), targets[idx].clone()
-        x[flip, :3] = x[flip, :3].flip(-1)
-        t[flip] = t[flip].flip(-1)
-        return x, t
-
+    batches = crop_batches(crops, targets, o["batch_size"], seed * 1000 + ROUND_SEED, mirror_masks)
     t1 = time.perf_counter()
     fit(model, mask_loss_fn, batches, o, final=checkpoint, desc=f"apis fullmask seed{seed}", progress=progress)
     t_train = time.perf_counter() - t1
