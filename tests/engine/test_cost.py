@@ -38,8 +38,31 @@ def test_summary_per_study_and_rule(tmp_path):
 
 def test_no_benchmarks_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no benchmark files"):
-        cost.main(["--scale", "mini", "--logs", str(tmp_path)])
+        cost.main(["--scale", "mini", "--logs", str(tmp_path), "--out", str(tmp_path / "out")])
     (tmp_path / "a" / "mini" / "r").mkdir(parents=True)
     (tmp_path / "a" / "mini" / "r" / "j.benchmark.tsv").write_text("")
     with pytest.raises(ValueError, match="empty benchmark file"):
         cost.collect(tmp_path, "mini")
+
+
+def test_ledger_merges_a_later_run_and_reruns_replace_their_jobs(tmp_path, capsys):
+    """A run of one study merges into the committed per-job ledger: the other study's jobs stay,
+    a job measured again replaces its record; --fresh uses the logs alone; a damaged ledger is
+    refused with its name and the way out."""
+    first, second, out = tmp_path / "logs1", tmp_path / "logs2", tmp_path / "out"
+    _bench(first, "a", "train", "x_seed0", 10.0, 9.0, 100.0)
+    _bench(first, "b", "teacher", "log", 5.0, 4.0, 80.0)
+    cost.main(["--logs", str(first), "--out", str(out)])
+    assert len((out / "cost_jobs.csv").read_text().splitlines()) == 3
+    _bench(second, "a", "train", "x_seed0", 12.0, 11.0, 110.0)       # a's job rerun
+    _bench(second, "a", "train", "x_seed1", 20.0, 19.0, 120.0)       # and a new one
+    cost.main(["--logs", str(second), "--out", str(out)])
+    recs = cost.read_ledger(out / "cost_jobs.csv")
+    assert {(r["study"], r["job"]): r["s"] for r in recs} == {("a", "x_seed0"): 12.0, ("a", "x_seed1"): 20.0,
+                                                             ("b", "log"): 5.0}
+    assert "| `b` | 1 |" in (out / "cost.md").read_text()
+    cost.main(["--logs", str(second), "--out", str(out), "--fresh"])
+    assert "`b`" not in (out / "cost.md").read_text()
+    (out / "cost_jobs.csv").write_text("study,rule,job,mtime,s,cpu_time,max_rss\na,train,x,notatime,1,1,1\n")
+    with pytest.raises(ValueError, match="cost_jobs.csv, line 2: not a cost ledger row.*--fresh"):
+        cost.main(["--logs", str(second), "--out", str(out)])

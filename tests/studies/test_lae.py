@@ -239,6 +239,36 @@ def test_resume_from_task_state_matches_uninterrupted(tiny, tmp_path):
     assert resumed == pytest.approx(full, abs=1e-6)
 
 
+def test_damaged_or_foreign_task_state_restarts_from_task_1(tiny, tmp_path, capsys):
+    """A truncated state file, or one another run left (other seed), is deleted with a message
+    naming it and the run starts from task 1: never a crash loop, never a wrong resume."""
+    from paperzoo.layers.pet import PETViT
+    from paperzoo.studies.lae.runs import run_continual
+
+    block, root = tiny["block"], tiny["root"]
+    b = block["bench"]["classes"]
+    bench = benchmark.load_benchmark("classes", root / "classes", n_tasks=b["n_tasks"],
+                                     classes_per_task=b["classes_per_task"], seed=0)
+    vit = PETViT(pretrain.load_backbone(root / "pretrain" / "backbone.pt"))
+    kw = dict(method="lae", pet_kind="lora", pet_cfg=block["pet"], size=32, batch_size=8, lr=1e-3,
+              epochs=2, freeze_epochs=1, ema_c=0.1)
+    full, _ = run_continual(vit, bench, seed=0, **kw)
+    state = tmp_path / "s.pt"
+    assert run_continual(vit, bench, seed=0, state=state, stop_after=1, **kw) == ({}, {})
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])          # truncated
+    capsys.readouterr()
+    again, _ = run_continual(vit, bench, seed=0, state=state, **kw)
+    err = capsys.readouterr().err
+    assert f"{state}: unreadable resume state" in err and "resuming" not in err
+    assert again == pytest.approx(full, abs=1e-6)
+
+    assert run_continual(vit, bench, seed=1, state=state, stop_after=1, **kw) == ({}, {})   # seed 1 left it
+    again, _ = run_continual(vit, bench, seed=0, state=state, **kw)
+    err = capsys.readouterr().err
+    assert f"{state}: resume state of a different run" in err and "resuming" not in err
+    assert again == pytest.approx(full, abs=1e-6)
+
+
 def test_aggregate_claims_and_figures(tiny, tmp_path):
     agg = aggregate(tiny["runs"])
     paper = load_paper(STUDY_DIR / "paper.yaml")

@@ -1,54 +1,114 @@
 """A training job killed through the DAG (SIGKILL of the whole job, as a scheduler or the OOM
-killer does) keeps its partial checkpoint; after `snakemake --unlock` the rerun resumes from it
-and ends with the metrics of an uninterrupted run (timings aside). The training family here is
-group_detr's stage D (``engine.train``, shared by every learning study)."""
+killer does) keeps its partial state; after `snakemake --unlock` the rerun resumes from it and
+ends with the metrics of an uninterrupted run (timings aside), and nothing else in results/ is
+touched by the kill. One case per resume mechanism of the training rules:
+
+* ``engine.train`` — step-level ``<checkpoint>.partial`` (every study's single training runs;
+  here group_detr's stage D);
+* apis' active loop — round-level ``<checkpoint>.partial`` (weights, points, metrics after
+  the last finished round; each round fine-tunes with ``engine.train`` without a partial);
+* lae's task sequence — per-task state files of the forked Seq-PET / LAE pair
+  (``state.pt.d/{seq,fork,lae}.pt``).
+
+The phonon MD step's resume (``engine.checkpoint`` directly) is tested in ``test_resume.py``.
+"""
 import json
 import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from .helpers import BIN, env, snakemake, workflow_with_tiny_overlay
 
-TARGET = "results/group_detr/tiny/runs/g1/seed0/metrics.json"
-PARTIAL = "results/group_detr/tiny/checkpoints/g1/seed0/model.pt.partial"
-LONGER = ("group_detr.detpre.steps: 60\n"          # long enough to be killed mid-way
-          "group_detr.detpre.eval_every: 30\n")
+
+@dataclass(frozen=True)
+class Family:
+    prereq: str           # built first in both trees (data, pretraining): not part of what is killed
+    target: str           # the training rule's metrics file
+    partial: str          # appears once the job has state to resume from
+    log: str
+    resumed: str          # what the log says on resume
+    overlay: str          # longer runs, so the kill lands mid-way
 
 
-def prepare(root):
-    return workflow_with_tiny_overlay(root, LONGER)
+FAMILIES = {
+    "engine_train": Family(
+        prereq="results/group_detr/tiny/mim/model.pt",
+        target="results/group_detr/tiny/runs/g1/seed0/metrics.json",
+        partial="results/group_detr/tiny/checkpoints/g1/seed0/model.pt.partial",
+        log="logs/group_detr/tiny/detpre/g1_seed0.log",
+        resumed="resuming",
+        overlay="group_detr.detpre.steps: 60\ngroup_detr.detpre.eval_every: 30\n"),
+    "apis_rounds": Family(
+        prereq="results/apis/tiny/checkpoints/p0/seed0/model.pt",
+        target="results/apis/tiny/runs/entropy/seed0/metrics.json",
+        partial="results/apis/tiny/checkpoints/entropy/seed0/model.pt.partial",
+        log="logs/apis/tiny/active/entropy_seed0.log",
+        resumed="resuming",
+        overlay="apis.rounds.n: 5\napis.rounds.steps: 30\n"),
+    "lae_tasks": Family(
+        prereq="results/lae/tiny/pretrain/backbone.pt",
+        target="results/lae/tiny/runs/classes_lae_adapter/seed0/metrics.json",
+        partial="results/lae/tiny/runs/classes_lae_adapter/seed0/state.pt.d/lae.pt",
+        log="logs/lae/tiny/train/classes_seq_lae_adapter_seed0.log",
+        resumed="lae: lae resuming from results/lae/tiny/runs/classes_lae_adapter/seed0/state.pt.d/lae.pt",
+        overlay=("lae.bench.classes.n_tasks: 4\nlae.bench.classes.classes_per_task: 2\n"
+                 "lae.train.epochs: 40\n")),
+}
+
+
+def _is_timing(key: str) -> bool:
+    """Wall-clock measures (they differ between any two runs by nature): ms per step or image,
+    images per second, apis' selection seconds per round."""
+    return "_ms_" in key or key.endswith("_per_s") or key.startswith("sel_s_")
 
 
 def _metrics(path):
     m = json.loads(path.read_text())["metrics"]
-    return {k: v for k, v in m.items() if "_ms_" not in k}      # wall-clock timings differ by nature
+    return {k: v for k, v in m.items() if not _is_timing(k)}
+
+
+def _tree(root):
+    """Every file under results/ with its size and mtime (what the kill must not touch)."""
+    out = {}
+    for p in sorted((root / "results").rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
 
 
 @pytest.mark.slow
-def test_killed_training_job_resumes_to_the_same_result(tmp_path):
-    killed, fresh = prepare(tmp_path / "killed"), prepare(tmp_path / "fresh")
-    snakemake(killed, "--config", "scale=tiny", "--cores", "1", "results/group_detr/tiny/mim/model.pt")
-    proc = subprocess.Popen([str(BIN / "snakemake"), "--config", "scale=tiny", "--cores", "1", TARGET],
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_killed_training_job_resumes_to_the_same_result(name, tmp_path):
+    f = FAMILIES[name]
+    killed, fresh = (workflow_with_tiny_overlay(tmp_path / d, f.overlay) for d in ("killed", "fresh"))
+    for root in (killed, fresh):
+        snakemake(root, "--config", "scale=tiny", "--cores", "1", f.prereq)
+    before = _tree(killed)
+    proc = subprocess.Popen([str(BIN / "snakemake"), "--config", "scale=tiny", "--cores", "1", f.target],
                             cwd=killed, env=env(PAPERZOO_CHECKPOINT_EVERY_S="0"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    partial = killed / PARTIAL
-    deadline = time.monotonic() + 180
+    partial = killed / f.partial
+    deadline = time.monotonic() + 240
     while not partial.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert partial.exists(), "no partial checkpoint appeared"
-    time.sleep(0.5)
+    assert partial.exists(), f"{f.partial}: no partial state appeared (job exit code {proc.poll()})"
+    time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / TARGET).exists() and partial.exists()
+    assert not (killed / f.target).exists() and partial.exists()
+    after = _tree(killed)
+    assert {k: v for k, v in after.items() if k in before} == before, "the kill touched files it did not own"
 
     snakemake(killed, "--unlock")
-    snakemake(killed, "--config", "scale=tiny", "--cores", "1", TARGET)
-    log = (killed / "logs/group_detr/tiny/detpre/g1_seed0.log").read_text()
-    assert "resuming" in log and "different run" not in log
+    snakemake(killed, "--config", "scale=tiny", "--cores", "1", f.target)
+    log = (killed / f.log).read_text()
+    assert f.resumed in log and "different run" not in log and "unreadable" not in log
     assert not partial.exists()
 
-    snakemake(fresh, "--config", "scale=tiny", "--cores", "1", TARGET)
-    assert _metrics(killed / TARGET) == _metrics(fresh / TARGET)
+    snakemake(fresh, "--config", "scale=tiny", "--cores", "1", f.target)
+    assert _metrics(killed / f.target) == _metrics(fresh / f.target)

@@ -1,6 +1,6 @@
 """What each study cost, from Snakemake's per-job benchmark files.
 
-    python -m paperzoo.engine.cost --scale mini [--logs logs] [--out results/report/mini]
+    python -m paperzoo.engine.cost --scale mini [--logs logs] [--out results/report/mini] [--fresh]
 
 Every rule writes ``logs/<study>/<scale>/<rule>/<name>.benchmark.tsv`` (``bench_path`` in
 ``workflow/rules/common.smk``): wall seconds ``s``, ``cpu_time`` (user + system seconds of the
@@ -12,6 +12,10 @@ job's processes), ``max_rss`` (MB). This module sums them per study and rule and
   that span (Σ wall / span: cores minus this is the mean idle cores), the largest peak RSS, and
   the longest job (the study's floor on any number of cores);
 * per rule: the same, with the mean wall seconds of one job.
+
+Every job's record also goes to ``cost_jobs.csv`` (the ledger, committed with the report): a
+later run merges its benchmark files into it, a rerun job replacing its old record, so a table
+built after rerunning one study still covers the others (``--fresh``: the logs alone).
 
 Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
 cores), so the study's wall on ``n`` cores is roughly ``max(longest job, sum / n)`` plus
@@ -56,6 +60,35 @@ def collect(logs: Path, scale: str) -> list[dict]:
         recs.append({"study": study, "rule": rule, "job": p.name.removesuffix(".benchmark.tsv"),
                      "mtime": p.stat().st_mtime, **read_benchmark(p)})
     return recs
+
+
+LEDGER_FIELDS = ("study", "rule", "job", "mtime", "s", "cpu_time", "max_rss")
+
+
+def read_ledger(path: Path) -> list[dict]:
+    """The per-job records of an earlier ``cost_jobs.csv`` (none if the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    recs = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                recs.append({"study": row["study"], "rule": row["rule"], "job": row["job"],
+                             **{k: float(row[k]) for k in ("mtime", "s", "cpu_time", "max_rss")}})
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}, line {i}: not a cost ledger row ({exc}); expected the columns "
+                                 f"{', '.join(LEDGER_FIELDS)}. Delete the file (or pass --fresh) to rebuild "
+                                 f"it from the logs alone") from exc
+    return recs
+
+
+def merge(ledger: list[dict], recs: list[dict]) -> list[dict]:
+    """The ledger's records with every job that has a benchmark file now replaced by it (a job
+    rerun since is measured again); sorted by study, rule, job."""
+    out = {(r["study"], r["rule"], r["job"]): r for r in ledger}
+    out.update({(r["study"], r["rule"], r["job"]): r for r in recs})
+    return [out[k] for k in sorted(out)]
 
 
 def _nan_sum(xs) -> float:
@@ -121,10 +154,22 @@ def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str) -> list[Path]:
+def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str,
+          recs: list[dict] | None = None) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, csv_path = out_dir / "cost.md", out_dir / "cost.csv"
+    written = [md, csv_path]
+    if recs is not None:                      # the per-job ledger the next run merges with
+        ledger = out_dir / "cost_jobs.csv"
+        with atomic_path(ledger) as tmp:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(LEDGER_FIELDS)
+                for r in recs:
+                    w.writerow([r["study"], r["rule"], r["job"], round(r["mtime"], 1),
+                                *(round(r[k], 3) for k in ("s", "cpu_time", "max_rss"))])
+        written.append(ledger)
     with atomic_path(md) as tmp:
         Path(tmp).write_text(markdown(studies, rules, scale))
     with atomic_path(csv_path) as tmp:
@@ -134,7 +179,7 @@ def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str) -> 
             for r in rules:
                 w.writerow([r["study"], r["rule"], r["jobs"], round(r["wall_s"], 2), round(r["cpu_s"], 2),
                             round(r["max_rss_mb"], 1)])
-    return [md, csv_path]
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,14 +188,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--logs", type=Path, default=Path("logs"))
     ap.add_argument("--out", type=Path, help="output folder (default results/report/<scale>)")
     ap.add_argument("--study", action="append", help="only these studies (repeatable)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
     args = ap.parse_args(argv)
+    out = args.out or Path("results") / "report" / args.scale
     recs = collect(args.logs, args.scale)
+    if not args.fresh:
+        recs = merge(read_ledger(out / "cost_jobs.csv"), recs)
     if args.study:
         recs = [r for r in recs if r["study"] in args.study]
     if not recs:
         raise SystemExit(f"no benchmark files under {args.logs}/*/{args.scale}/*/ (run the DAG first)")
     studies, rules = summarise(recs)
-    for p in write(studies, rules, args.out or Path("results") / "report" / args.scale, args.scale):
+    for p in write(studies, rules, out, args.scale, recs=recs):
         print(p)
     print(markdown(studies, rules, args.scale).split("\n\n")[1])
 

@@ -21,6 +21,7 @@ task; a killed run continues from the next task (per-task granularity).
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.metrics import params_digest
 from paperzoo.layers.pet import PETViT, count_params, make_pet
 
 from .benchmark import Benchmark, summarize, task_accuracies, task_aware_accuracy
@@ -75,9 +77,27 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
         state_in = fork_state
     else:
         state_in = state
+    s = None
     if state_in is not None and Path(state_in).exists():
-        s = load_checkpoint(state_in)
+        try:
+            s = load_checkpoint(state_in)
+        except Exception as exc:  # noqa: BLE001  (a truncated / corrupted state: restart, never crash-loop)
+            print(f"{state_in}: unreadable resume state ({type(exc).__name__}: {exc}); deleted, starting "
+                  f"{method} from task 1", file=sys.stderr, flush=True)
+            Path(state_in).unlink(missing_ok=True)
+    # a state left by another configuration (the block changed between the kill and the rerun)
+    # must not be resumed: the block's digest, seed and PET name it (a fork is Seq-PET's state)
+    fingerprint = {"params_sha256": params_digest(), "seed": seed, "pet": pet_kind}
+    if s is not None and (s.get("fingerprint") != fingerprint
+                          or (state_in != fork_state and s.get("method") != method)):
+        print(f"{state_in}: resume state of a different run ({s.get('fingerprint')}, {s.get('method')} vs "
+              f"{fingerprint}, {method}); deleted, starting {method} from task 1", file=sys.stderr, flush=True)
+        Path(state_in).unlink(missing_ok=True)
+        s = None
+    if s is not None:
         done = int(s["done"])
+        how = "forked from Seq-PET's state" if state_in == fork_state else "resuming from"
+        print(f"lae: {method} {how} {state_in} after task {done}/{T}", file=sys.stderr, flush=True)
         for t in range(done):
             model.add_head(len(bench.tasks[t]))
         missing, unexpected = model.load_state_dict(s["model"], strict=False)
@@ -118,7 +138,7 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
             acc[e][t, :t + 1] = task_accuracies(pred, test.labels, bench.tasks[:t + 1])
             stage[e][t] = float((pred == test.labels).float().mean())
             aware[e][t] = task_aware_accuracy(probs[e], test.labels, bench.tasks[:t + 1])
-        snapshot = {"done": t + 1, "model": _trainable_state(model),
+        snapshot = {"done": t + 1, "model": _trainable_state(model), "fingerprint": fingerprint, "method": method,
                     "offline": offline.state_dict() if offline else None,
                     "decay": offline.decay if offline else None,
                     "acc": {e: acc[e] for e in experts}, "stage": {e: stage[e] for e in experts},
