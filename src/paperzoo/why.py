@@ -67,7 +67,8 @@ def explain(root: Path, study: str, claim_id: str, scale: str = "mini") -> str:
             dirty = {True: " (modified tree)", False: "", None: ""}.get(meta.get("git_dirty"), "")
             lines.append(f"    seed {seed}: {value}  {p}\n"
                          f"      commit {meta.get('git_commit', '-')}{dirty}, config sha256 "
-                         f"{str(meta.get('params_sha256', '-'))[:16]}, cpu {meta.get('cpu_model', '-')}, "
+                         f"{str(meta.get('params_sha256', '-'))[:16]}, data manifest sha256 "
+                         f"{str(meta.get('data_manifest_sha256', '-'))[:16]}, cpu {meta.get('cpu_model', '-')}, "
                          f"wall {meta.get('wall_s', '-')} s")
     return "\n".join(lines)
 

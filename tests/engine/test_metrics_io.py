@@ -102,6 +102,16 @@ def test_run_meta_records_commit_dirty_flag_and_config_digest(tmp_path):
     meta = metrics.run_meta(time.perf_counter(), 1)
     assert len(meta["git_commit"]) == 40 and isinstance(meta["git_dirty"], bool)
     assert meta["params_sha256"] == metrics.set_params_digest({"steps": 4, "lr": 1e-3})
+    # the dataset: the SHA-256 of its manifest (no manifest, no entry)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert metrics.set_data_digest(data) is None and "data_manifest_sha256" not in metrics.run_meta(0.0, 1)
+    (data / "manifest.json").write_text('{"files": {"a.npz": "00"}}')
+    digest = metrics.set_data_digest(data)
+    assert metrics.run_meta(0.0, 1)["data_manifest_sha256"] == digest and len(digest) == 64
+    (data / "manifest.json").write_text('{"files": {"a.npz": "01"}}')
+    assert metrics.set_data_digest(data) != digest
+    metrics.set_data_digest(None)
     # a repository of its own: clean, then dirty after a tracked change; no repository: unknown
     repo = tmp_path / "r"
     repo.mkdir()

@@ -34,3 +34,26 @@ def test_explain_lists_every_seed_with_its_run_file_and_commit(tmp_path):
         why.explain(tmp_path, "s", "nope")
     with pytest.raises(SystemExit, match="no claims"):
         why.explain(tmp_path, "other", "x")
+
+
+def test_the_reports_trace_command_runs_as_written(tmp_path, capsys, monkeypatch):
+    """Every claim row of the HTML report carries `python -m paperzoo.why <study> <id> [--scale]`;
+    that exact command line (at a non-default scale too) explains the claim."""
+    from paperzoo.engine.report import to_html, why_command
+
+    base = tmp_path / "results" / "s" / "tiny"
+    for arm, v in (("a", 0.5), ("b", 0.3)):
+        _write(base / "runs" / arm / "seed0" / "metrics.json", {"arm": arm, "seed": 0, "metrics": {"AP": v}, "meta": {}})
+    side = lambda arm, v: {"ref": f"{arm}.AP", "mean": v, "std": 0.0, "n": 1, "by_seed": {"0": v}}  # noqa: E731
+    _write(base / "claims.json", {"study": "s", "scale": "tiny", "claims": [
+        {"id": "a_high", "kind": "paper", "statement": "a beats b", "comparison": "a.AP > b.AP", "test": "paired",
+         "verdict": "inconclusive", "paper": None,
+         "ours": {"lhs": side("a", 0.5), "rhs": side("b", 0.3), "diff": 0.2, "half_width_95": 0.0, "tol": 0.0}}]})
+    cmd = why_command("s", "a_high", "tiny")
+    assert f"trace: <code>{cmd}</code>" in to_html([base / "claims.json"], [], tmp_path / "out")
+    argv = cmd.split()
+    assert argv[:3] == ["python", "-m", "paperzoo.why"]
+    monkeypatch.chdir(tmp_path)
+    why.main(argv[3:])
+    out = capsys.readouterr().out
+    assert "a_high" in out and str(base / "runs" / "a" / "seed0" / "metrics.json").split(str(tmp_path) + "/")[-1] in out

@@ -8,12 +8,16 @@ touched by the kill. One case per resume mechanism of the training rules:
 * apis' active loop — round-level ``<checkpoint>.partial`` (weights, points, metrics after
   the last finished round; each round fine-tunes with ``engine.train`` without a partial);
 * lae's task sequence — per-task state files of the forked Seq-PET / LAE pair
-  (``state.pt.d/{seq,fork,lae}.pt``).
+  (``state.pt.d/{seq,fork,lae}.pt``);
+* drkd's distillation — ``engine.train`` on student + relation kit with a frozen teacher and
+  the released random relation filter drawn in the loss at every step (the loss's own
+  randomness must resume too).
 
 The phonon MD step's resume (``engine.checkpoint`` directly) is tested in ``test_resume.py``.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -26,7 +30,7 @@ from .helpers import BIN, env, snakemake, workflow_with_tiny_overlay
 
 @dataclass(frozen=True)
 class Family:
-    prereq: str           # built first in both trees (data, pretraining): not part of what is killed
+    prereq: tuple         # built first (data, pretraining, teacher): not part of what is killed
     target: str           # the training rule's metrics file
     partial: str          # appears once the job has state to resume from
     log: str
@@ -36,27 +40,35 @@ class Family:
 
 FAMILIES = {
     "engine_train": Family(
-        prereq="results/group_detr/tiny/mim/model.pt",
+        prereq=("results/group_detr/tiny/mim/model.pt",),
         target="results/group_detr/tiny/runs/g1/seed0/metrics.json",
         partial="results/group_detr/tiny/checkpoints/g1/seed0/model.pt.partial",
         log="logs/group_detr/tiny/detpre/g1_seed0.log",
         resumed="resuming",
         overlay="group_detr.detpre.steps: 60\ngroup_detr.detpre.eval_every: 30\n"),
     "apis_rounds": Family(
-        prereq="results/apis/tiny/checkpoints/p0/seed0/model.pt",
+        prereq=("results/apis/tiny/checkpoints/p0/seed0/model.pt",),
         target="results/apis/tiny/runs/entropy/seed0/metrics.json",
         partial="results/apis/tiny/checkpoints/entropy/seed0/model.pt.partial",
         log="logs/apis/tiny/active/entropy_seed0.log",
         resumed="resuming",
         overlay="apis.rounds.n: 5\napis.rounds.steps: 30\n"),
     "lae_tasks": Family(
-        prereq="results/lae/tiny/pretrain/backbone.pt",
+        prereq=("results/lae/tiny/pretrain/backbone.pt",),
         target="results/lae/tiny/runs/classes_lae_adapter/seed0/metrics.json",
         partial="results/lae/tiny/runs/classes_lae_adapter/seed0/state.pt.d/lae.pt",
         log="logs/lae/tiny/train/classes_seq_lae_adapter_seed0.log",
         resumed="lae: lae resuming from results/lae/tiny/runs/classes_lae_adapter/seed0/state.pt.d/lae.pt",
         overlay=("lae.bench.classes.n_tasks: 4\nlae.bench.classes.classes_per_task: 2\n"
                  "lae.train.epochs: 40\n")),
+    "drkd_distill": Family(
+        prereq=("results/drkd/tiny/teacher/model.pt", "results/drkd/tiny/teacher/metrics.json",
+                "results/drkd/tiny/init/seed0/model.pt"),
+        target="results/drkd/tiny/runs/drkd/seed0/metrics.json",
+        partial="results/drkd/tiny/checkpoints/drkd/seed0/model.pt.partial",
+        log="logs/drkd/tiny/student/drkd_seed0.log",
+        resumed="resuming",
+        overlay="drkd.student.steps: 60\n"),
 }
 
 
@@ -85,9 +97,9 @@ def _tree(root):
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_killed_training_job_resumes_to_the_same_result(name, tmp_path):
     f = FAMILIES[name]
-    killed, fresh = (workflow_with_tiny_overlay(tmp_path / d, f.overlay) for d in ("killed", "fresh"))
-    for root in (killed, fresh):
-        snakemake(root, "--config", "scale=tiny", "--cores", "1", f.prereq)
+    killed = workflow_with_tiny_overlay(tmp_path / "killed", f.overlay)
+    snakemake(killed, "--config", "scale=tiny", "--cores", "1", *f.prereq)
+    fresh = shutil.copytree(killed, tmp_path / "fresh", symlinks=True)    # same prerequisites, mtimes kept
     before = _tree(killed)
     proc = subprocess.Popen([str(BIN / "snakemake"), "--config", "scale=tiny", "--cores", "1", f.target],
                             cwd=killed, env=env(PAPERZOO_CHECKPOINT_EVERY_S="0"), stdout=subprocess.DEVNULL,

@@ -35,8 +35,9 @@ def parse_step(ap: argparse.ArgumentParser, argv: Sequence[str] | None,
     missing = [f"--{n.replace('_', '-')}" for n in need.get(args.step, ()) if getattr(args, n) is None]
     if missing:
         ap.error(f"step {args.step!r} needs {' '.join(missing)}")
-    from .metrics import set_params_digest
+    from .metrics import set_data_digest, set_params_digest
 
     block = read_params(args.params)
     set_params_digest(block)          # every run's meta records which config it ran with
+    set_data_digest(getattr(args, "data_dir", None))    # ... and which dataset (its manifest's hash)
     return args, block

@@ -97,6 +97,21 @@ def params_digest() -> str | None:
     return _PARAMS_DIGEST
 
 
+_DATA_DIGEST: str | None = None
+
+
+def set_data_digest(data_dir: str | os.PathLike | None) -> str | None:
+    """Record the SHA-256 of ``<data_dir>/manifest.json`` (the dataset's list of files with
+    their hashes, written by the data rule) for :func:`run_meta` (``data_manifest_sha256``);
+    None when there is no manifest there. ``engine.cli.parse_step`` calls it with ``--data-dir``."""
+    import hashlib
+
+    global _DATA_DIGEST
+    man = Path(data_dir) / "manifest.json" if data_dir is not None else None
+    _DATA_DIGEST = hashlib.sha256(man.read_bytes()).hexdigest() if man is not None and man.is_file() else None
+    return _DATA_DIGEST
+
+
 def git_state(root: str | os.PathLike | None = None) -> dict:
     """``git_commit`` (HEAD) and ``git_dirty`` (tracked files outside ``results/`` modified) of
     the checkout the code runs from; ``"unknown"`` / None outside a git checkout or without git."""
@@ -120,10 +135,12 @@ def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy
     """Provenance for a run's ``meta``: wall time since ``t0`` (``time.perf_counter``),
     threads, Python, the CPU (:func:`cpu_info`), the versions of ``packages``, the git commit
     and whether tracked files were modified (:func:`git_state`), the SHA-256 of the config block
-    (:func:`set_params_digest`, when the step set it), plus study-specific ``extra`` keys."""
+    (:func:`set_params_digest`, when the step set it) and of the data manifest
+    (:func:`set_data_digest`, when the step reads a dataset), plus study-specific ``extra`` keys."""
     from importlib.metadata import version
 
-    prov = {**git_state(), **({"params_sha256": _PARAMS_DIGEST} if _PARAMS_DIGEST else {})}
+    prov = {**git_state(), **({"params_sha256": _PARAMS_DIGEST} if _PARAMS_DIGEST else {}),
+            **({"data_manifest_sha256": _DATA_DIGEST} if _DATA_DIGEST else {})}
     return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
             "python": platform.python_version(), **cpu_info(), **{p: version(p) for p in packages}, **prov,
             **extra}

@@ -197,18 +197,24 @@ def to_csv(claims_files: list[Path]) -> str:
 CSS = ("body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.4}"
        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 6px;font-size:90%;"
        "vertical-align:top}th{background:#f0f0f0}.reproduced{background:#e6ffe6}.contradicted{background:#ffe6e6}"
-       ".inconclusive{background:#f7f7f7}.notrun{color:#888}code{font-size:90%}.note{color:#555;font-style:italic}"
+       ".inconclusive{background:#f7f7f7}.notrun{color:#888}code{font-size:90%}.note{color:#555;font-style:italic}.why{color:#777;font-size:85%}"
        "figure{display:inline-block;width:31%;margin:4px;vertical-align:top}figure img{width:100%}"
        "figcaption{font-size:85%}summary{cursor:pointer;font-weight:600;margin:.5em 0}")
 
 
-def _html_table(claims: list[dict]) -> list[str]:
+def why_command(study: str, claim_id: str, scale: str) -> str:
+    """The command that traces one claim row to its per-seed run files and their provenance."""
+    return f"python -m paperzoo.why {study} {claim_id}" + ("" if scale == "mini" else f" --scale {scale}")
+
+
+def _html_table(claims: list[dict], study: str, scale: str) -> list[str]:
     parts = ["<table><tr><th>claim</th><th>ours: lhs vs rhs</th><th>difference ± 95 %</th><th>test</th>"
              "<th>paper</th><th>verdict</th></tr>"]
     for c in claims:
         cls = "notrun" if c["verdict"] == NOT_RUN else c["verdict"]
         note = f"<div class='note'>{html.escape(' '.join(c['note'].split()))}</div>" if c.get("note") else ""
-        cells = [f"{html.escape(c['statement'])}<br><code>{html.escape(c['comparison'])}</code>{note}",
+        why = f"<div class='why'>trace: <code>{html.escape(why_command(study, c['id'], scale))}</code></div>"
+        cells = [f"{html.escape(c['statement'])}<br><code>{html.escape(c['comparison'])}</code>{note}{why}",
                  html.escape(_ours(c)), html.escape(_diff(c)), html.escape(c["test"] or "—"),
                  html.escape(_paper(c["paper"])), html.escape(HTML_SYMBOL[c["verdict"]])]
         parts.append(f"<tr class='{cls}' id='{html.escape(c['id'])}'>"
@@ -253,9 +259,10 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
             if not sel:
                 continue
             if kind == "paper":
-                parts += [f"<h3>{KIND_TITLE[kind]}</h3>", *_html_table(sel)]
+                parts += [f"<h3>{KIND_TITLE[kind]}</h3>", *_html_table(sel, slug, doc["scale"])]
             else:
-                parts += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", *_html_table(sel),
+                parts += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>",
+                          *_html_table(sel, slug, doc["scale"]),
                           "</details>"]
         refs = doc.get("references") or []
         if refs:
