@@ -143,7 +143,11 @@ def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
                      f"{s['span_s'] / 60:.1f} | {s['busy']:.2f} | {s['max_rss_mb'] / 1024:.2f} | "
                      f"{s['longest_job']} ({s['longest_s']:.0f}) | {_day(s['first'])} – {_day(s['last'])} |")
     tot_w, tot_c = sum(s["wall_s"] for s in studies), sum(s["cpu_s"] for s in studies)
-    lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | | | | | |", "",
+    start = min(s["last"] - s["span_s"] for s in studies) if studies else 0.0
+    span = max(s["last"] for s in studies) - start if studies else 0.0
+    busy = f"{tot_w / span:.2f}" if span > 0 else ""
+    lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | "
+              f"{span / 60:.1f} | {busy} | | | |", "",
               "span: first job start to last job end of the study (its wall clock if it ran alone; studies "
               "run together overlap); jobs running: Σ job wall / span, at most the cores (2 here), so "
               "cores − jobs running is the mean idle cores.", "",
