@@ -73,6 +73,9 @@ def _bare_optimizer(kw: dict, params):
     if name == "adamw":
         return torch.optim.AdamW(params, lr=kw.get("lr", 3e-4), betas=kw.get("betas", (0.9, 0.999)),
                                  weight_decay=kw.get("weight_decay", 1e-4))
+    if name == "adam":
+        return torch.optim.Adam(params, lr=kw.get("lr", 3e-4), betas=kw.get("betas", (0.9, 0.999)),
+                                weight_decay=kw.get("weight_decay", 1e-4))
     if name == "sgd":
         return torch.optim.SGD(params, lr=kw.get("lr", 3e-4), momentum=kw.get("momentum", 0.9),
                                nesterov=kw.get("nesterov", False), weight_decay=kw.get("weight_decay", 1e-4))
@@ -109,9 +112,7 @@ def measure(module: str, argv: list[str], steps: int) -> dict:
 
     def intercept(model, loss_fn, batches, **kw):
         ema = kw.get("ema")
-        # params given as tensors/groups refer to the study's model: only the default is portable
-        if kw.get("params") is not None:
-            raise SystemExit(f"{module}: trains an explicit parameter list; not portable to a model copy")
+        # the same model object is reloaded before each timing, so explicit parameter groups stay valid
         start = copy.deepcopy(model.state_dict())
         ema0 = copy.deepcopy(ema.state_dict()) if ema is not None else None
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -178,7 +179,12 @@ def main() -> None:
         target = target.format(scale=args.scale)
         cmd = shell_command(root, target, args.scale)
         assert cmd[:3] == ["python", "-m", module], cmd
-        res = measure(module, cmd[3:], args.steps)
+        try:
+            res = measure(module, cmd[3:], args.steps)
+        except (SystemExit, Exception) as exc:   # noqa: BLE001  (one study's failure is reported, not fatal)
+            out["studies"][study] = {"job": target, "error": f"{type(exc).__name__}: {exc}"}
+            print(f"{study:11s} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            continue
         res["job"] = target
         out["studies"][study] = res
         print(f"{study:11s} engine {res['engine_ms_per_step']:8.1f} ms/step  bare {res['bare_ms_per_step']:8.1f}  "
