@@ -62,6 +62,36 @@ def partial_path(final: str | os.PathLike) -> Path:
     return final.with_name(final.name + ".partial")
 
 
+def load_resume_state(path: str | os.PathLike, fingerprint: dict | None, *, kind: str, restart: str,
+                      required: tuple[str, ...] = ()) -> dict | None:
+    """The state saved at ``path`` for a resume, without its ``"_fingerprint"``; None when there
+    is none to resume from. A file that cannot be read (truncated, corrupted, lacking a
+    ``required`` key) or that another run left (its fingerprint differs from ``fingerprint``) is
+    deleted with a line on stderr naming it (``<path>: unreadable <kind> ...`` / ``<path>: <kind>
+    of a different run ...; deleted, starting <restart>``): never a crash loop, never a resume
+    that mixes two runs."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path)
+        saved = state.pop("_fingerprint", None)
+        for key in required:
+            state[key]
+    except Exception as exc:  # noqa: BLE001  (any unreadable file: restart, never crash-loop)
+        print(f"{path}: unreadable {kind} ({type(exc).__name__}: {exc}); deleted, starting {restart}",
+              file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+    if fingerprint is not None and saved != fingerprint:
+        diff = sorted(k for k in set(fingerprint) | set(saved or {}) if (saved or {}).get(k) != fingerprint.get(k))
+        print(f"{path}: {kind} of a different run (differs in {diff or 'its fingerprint'}); deleted, starting "
+              f"{restart}", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
 def run_resumable(
     total: int,
     step: Callable[[int], None],
@@ -94,26 +124,12 @@ def run_resumable(
 
     ckpt = partial_path(final)
     start = 0
-    if ckpt.exists():
-        try:
-            state = load_checkpoint(ckpt)
-            saved = state.pop("_fingerprint", None)
-            step_saved = int(state.pop("_step"))
-        except Exception as exc:  # noqa: BLE001  (any unreadable partial file: restart, never crash-loop)
-            print(f"{ckpt}: unreadable partial checkpoint ({type(exc).__name__}: {exc}); deleted, starting "
-                  f"{final} from step 0", file=sys.stderr, flush=True)
-            ckpt.unlink(missing_ok=True)
-        else:
-            if fingerprint is not None and saved != fingerprint:
-                diff = sorted(k for k in set(fingerprint) | set(saved or {})
-                              if (saved or {}).get(k) != fingerprint.get(k))
-                print(f"{ckpt}: partial checkpoint of a different run (differs in {diff or 'its fingerprint'}); "
-                      f"deleted, starting {final} from step 0", file=sys.stderr, flush=True)
-                ckpt.unlink(missing_ok=True)
-            else:
-                start = step_saved
-                set_state(state)
-                print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
+    state = load_resume_state(ckpt, fingerprint, kind="partial checkpoint", restart=f"{final} from step 0",
+                              required=("_step",))
+    if state is not None:
+        start = int(state.pop("_step"))
+        set_state(state)
+        print(f"resuming {final} from {ckpt.name} at step {start}/{total}", file=sys.stderr, flush=True)
     last = time.monotonic()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, mininterval=2.0)
 

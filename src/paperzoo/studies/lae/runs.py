@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.checkpoint import load_resume_state, save_checkpoint
 from paperzoo.engine.metrics import params_digest
 from paperzoo.layers.pet import PETViT, count_params, make_pet
 
@@ -77,23 +77,12 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
         state_in = fork_state
     else:
         state_in = state
-    s = None
-    if state_in is not None and Path(state_in).exists():
-        try:
-            s = load_checkpoint(state_in)
-        except Exception as exc:  # noqa: BLE001  (a truncated / corrupted state: restart, never crash-loop)
-            print(f"{state_in}: unreadable resume state ({type(exc).__name__}: {exc}); deleted, starting "
-                  f"{method} from task 1", file=sys.stderr, flush=True)
-            Path(state_in).unlink(missing_ok=True)
     # a state left by another configuration (the block changed between the kill and the rerun)
-    # must not be resumed: the block's digest, seed and PET name it (a fork is Seq-PET's state)
+    # must not be resumed: the block's digest, seed, PET and method name it (a fork is Seq-PET's)
     fingerprint = {"params_sha256": params_digest(), "seed": seed, "pet": pet_kind}
-    if s is not None and (s.get("fingerprint") != fingerprint
-                          or (state_in != fork_state and s.get("method") != method)):
-        print(f"{state_in}: resume state of a different run ({s.get('fingerprint')}, {s.get('method')} vs "
-              f"{fingerprint}, {method}); deleted, starting {method} from task 1", file=sys.stderr, flush=True)
-        Path(state_in).unlink(missing_ok=True)
-        s = None
+    expected = {**fingerprint, "method": "seq" if state_in == fork_state else method}
+    s = None if state_in is None else load_resume_state(state_in, expected, kind="resume state",
+                                                        restart=f"{method} from task 1")
     if s is not None:
         done = int(s["done"])
         how = "forked from Seq-PET's state" if state_in == fork_state else "resuming from"
@@ -138,7 +127,7 @@ def run_continual(backbone: PETViT, bench: Benchmark, *, method: str, pet_kind: 
             acc[e][t, :t + 1] = task_accuracies(pred, test.labels, bench.tasks[:t + 1])
             stage[e][t] = float((pred == test.labels).float().mean())
             aware[e][t] = task_aware_accuracy(probs[e], test.labels, bench.tasks[:t + 1])
-        snapshot = {"done": t + 1, "model": _trainable_state(model), "fingerprint": fingerprint, "method": method,
+        snapshot = {"done": t + 1, "model": _trainable_state(model), "_fingerprint": {**fingerprint, "method": method},
                     "offline": offline.state_dict() if offline else None,
                     "decay": offline.decay if offline else None,
                     "acc": {e: acc[e] for e in experts}, "stage": {e: stage[e] for e in experts},
