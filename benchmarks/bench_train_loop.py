@@ -13,8 +13,14 @@ timing would overstate) and
 (b) through a bare loop written here with ``torch.optim`` directly (same optimiser and
 hyperparameters, same clipping and EMA when the study uses them, no scheduler, no history),
 each from the same copy of the model, alternated twice (best of two kept). Then the step is
-aborted: nothing is written to ``DIR``. Results: ``benchmarks/results/train_loop-<scale>.json``
-(ms per step, the ratio bare / engine: 1.0 means no overhead).
+aborted: nothing is written to ``DIR``. One more step, from the same start, runs under
+``torch.utils.flop_counter.FlopCounterMode`` (forward and backward, the frozen teacher's forward
+included; 2 FLOPs per multiply-add; elementwise ops not counted), so each study also gets its
+achieved GFLOP/s (counted FLOPs per step / engine seconds per step) and that as a fraction of
+this machine's 1-thread fp32 GEMM peak, measured by ``bench_gemm.py`` in the same process.
+Results: ``benchmarks/results/train_loop-<scale>.json`` (ms per step, the ratio bare / engine:
+1.0 means no overhead; a study measured again replaces its entry, the others are kept with the
+host they ran on).
 
 Numbers depend on the machine and its load: run it on an idle machine.
 """
@@ -103,6 +109,19 @@ def _bare_loop(model, loss_fn, batches, kw: dict, steps: int, ema) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def count_step_flops(model, loss_fn, batches, start: dict) -> int:
+    """FLOPs of one training step (loss forward + backward) from ``start``'s weights."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.load_state_dict(start)
+    model.train()
+    with FlopCounterMode(display=False) as fc:
+        loss, _ = loss_fn(model, batches(0))
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return int(fc.get_total_flops())
+
+
 def measure(module: str, argv: list[str], steps: int) -> dict:
     """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call."""
 
@@ -131,7 +150,8 @@ def measure(module: str, argv: list[str], steps: int) -> dict:
                 else:
                     bare_s.append(_bare_loop(model, loss_fn, batches, kw, steps, ema))
         e, b = min(engine_s), min(bare_s)
-        raise _Measured({"engine_ms_per_step": 1e3 * e, "bare_ms_per_step": 1e3 * b, "bare_over_engine": b / e,
+        step_flops = count_step_flops(model, loss_fn, batches, start)
+        raise _Measured({"step_gflops": step_flops / 1e9, "achieved_gflops": step_flops / e / 1e9,"engine_ms_per_step": 1e3 * e, "bare_ms_per_step": 1e3 * b, "bare_over_engine": b / e,
                          "trainable_params": n_params, "optimizer": kw.get("optimizer", "adamw"),
                          "clip_grad": kw.get("clip_grad", 0.1), "ema": ema is not None,
                          "engine_ms_all": [1e3 * x for x in engine_s], "bare_ms_all": [1e3 * x for x in bare_s]})
@@ -167,12 +187,21 @@ def main() -> None:
 
     import torch
 
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_gemm import cpu_name, gemm_peak
+
     torch.set_num_threads(1)
     root = args.root.resolve()
-    out = {"scale": args.scale, "steps": args.steps, "host": platform.node(),
-           "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-                       platform.processor()),
-           "studies": {}}
+    dest = REPO / "benchmarks" / "results" / f"train_loop-{args.scale}.json"
+    old = json.loads(dest.read_text()) if dest.exists() else {}
+    host = {"host": platform.node(), "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    peak = gemm_peak(1)["peak_gflops"]
+    print(f"1-thread fp32 GEMM peak: {peak:.1f} GFLOP/s", flush=True)
+    out = {"scale": args.scale, "steps": args.steps, "studies": dict(old.get("studies", {}))}
+    for k in ("host", "cpu"):               # an older file's machine moves into its study entries
+        if k in old:
+            for st in out["studies"].values():
+                st.setdefault(k, old[k])
     os.chdir(root)
     for study in args.study or sorted(JOBS):
         target, module = JOBS[study]
@@ -185,11 +214,12 @@ def main() -> None:
             out["studies"][study] = {"job": target, "error": f"{type(exc).__name__}: {exc}"}
             print(f"{study:11s} FAILED: {type(exc).__name__}: {exc}", flush=True)
             continue
-        res["job"] = target
+        res.update(job=target, gemm_peak_gflops_1t=peak, fraction_of_peak=res["achieved_gflops"] / peak, **host)
         out["studies"][study] = res
         print(f"{study:11s} engine {res['engine_ms_per_step']:8.1f} ms/step  bare {res['bare_ms_per_step']:8.1f}  "
-              f"bare/engine {res['bare_over_engine']:.3f}  ({res['trainable_params']:,} params)", flush=True)
-    dest = REPO / "benchmarks" / "results" / f"train_loop-{args.scale}.json"
+              f"bare/engine {res['bare_over_engine']:.3f}  ({res['trainable_params']:,} params)  "
+              f"{res['step_gflops']:.2f} GFLOP/step = {res['achieved_gflops']:.1f} GFLOP/s "
+              f"({100 * res['fraction_of_peak']:.0f} % of peak)", flush=True)
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(dest)
 

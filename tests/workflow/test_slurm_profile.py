@@ -183,3 +183,20 @@ def test_slurm_profile_submits_with_partition_account_mem_time_and_gpus(tmp_path
     for jobid in (gpu_id, cpu_id):
         assert (state / "jobs" / jobid / "state").read_text().strip() == "COMPLETED"
     assert elapsed < 120, f"took {elapsed:.0f} s"
+
+
+def test_profile_runtimes_reach_the_training_jobs():
+    """The profile's set-resources (from ``paperzoo.cost``) override a training rule's own
+    ``runtime``: the dry-run's job resources carry the predicted minutes."""
+    profile = yaml.safe_load((REPO / PROFILE / "config.yaml").read_text())
+    want = profile["set-resources"]["kd_detr_student"]["runtime"]
+    assert want != profile["default-resources"]["runtime"]
+    env = {**os.environ, "PAPERZOO_SLURM_ACCOUNT": ACCOUNT, "PAPERZOO_SLURM_PARTITION": PARTITION}
+    proc = subprocess.run([str(BIN / "snakemake"), "kd_detr", "-n", "--workflow-profile", PROFILE, "--executor",
+                           "local", "--cores", "1", "--config", "scale=tiny"],   # --config takes what follows
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    blocks = proc.stdout.split("\nrule ")
+    student = [b for b in blocks if b.startswith("kd_detr_student:")]
+    assert student, proc.stdout[-3000:]
+    assert all(f"runtime={want}," in b for b in student), student[0]
