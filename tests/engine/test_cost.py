@@ -66,3 +66,38 @@ def test_ledger_merges_a_later_run_and_reruns_replace_their_jobs(tmp_path, capsy
     (out / "cost_jobs.csv").write_text("study,rule,job,mtime,s,cpu_time,max_rss\na,train,x,notatime,1,1,1\n")
     with pytest.raises(ValueError, match="cost_jobs.csv, line 2: not a cost ledger row.*--fresh"):
         cost.main(["--logs", str(second), "--out", str(out)])
+
+
+def test_critical_path_is_the_longest_chain_of_measured_dependent_jobs():
+    from paperzoo.engine.cost import critical_path, critical_path_markdown
+
+    def job(rule, inp, out, bench):
+        return {"rule": rule, "input": inp, "output": out,
+                "benchmark": None if bench is None else f"logs/s/mini/{rule}/{bench}.benchmark.tsv"}
+
+    jobs = [job("data", [], ["d"], "x"),
+            job("teacher", ["d"], ["t"], "log"),                      # 100 s after data (5 s)
+            job("student", ["d", "t"], ["a"], "a_seed0"),             # 30 s after the teacher
+            job("student", ["d"], ["b"], "b_seed0"),                  # 120 s, but only after data
+            job("agg", ["a", "b"], ["m"], None),                      # no benchmark: 0 s
+            job("figures", ["m"], ["f"], "never_measured")]
+    recs = [{"study": "s", "rule": r, "job": j, "s": v} for r, j, v in
+            [("data", "x", 5.0), ("teacher", "log", 100.0), ("student", "a_seed0", 30.0),
+             ("student", "b_seed0", 120.0), ("student", "other", float("nan"))]]
+    cp = critical_path(jobs, recs)
+    assert cp["length_s"] == 135.0 and [c["rule"] for c in cp["chain"]] == ["data", "teacher", "student"]
+    assert cp["unmeasured"] == 1 and cp["total_s"] == 255.0 and cp["jobs"] == 6
+    md = critical_path_markdown(cp, cores=2)
+    assert "**2.2 min**" in md and "at least 2.2 min" in md and "teacher `log` | 100 |" in md
+
+
+def test_summary_for_the_readme_has_the_study_table_and_the_critical_path(tmp_path):
+    from paperzoo.engine.cost import summarise, write_summary
+
+    recs = [{"study": "a", "rule": "train", "job": "x_seed0", "mtime": 100.0, "s": 60.0, "cpu_time": 50.0,
+             "max_rss": 900.0}]
+    studies, _ = summarise(recs)
+    text = write_summary(tmp_path, studies, "mini").read_text()
+    assert "| `a` | 1 | 1.0 |" in text and "| rule |" not in text and "Critical path" not in text
+    (tmp_path / "critical_path.md").write_text("Critical path of the whole DAG: **1.0 min**\n")
+    assert "Critical path of the whole DAG" in write_summary(tmp_path, studies, "mini").read_text()

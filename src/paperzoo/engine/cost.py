@@ -17,6 +17,11 @@ Every job's record also goes to ``cost_jobs.csv`` (the ledger, committed with th
 later run merges its benchmark files into it, a rerun job replacing its old record, so a table
 built after rerunning one study still covers the others (``--fresh``: the logs alone).
 
+``--critical-path`` adds the DAG's critical path: the jobs of ``snakemake -n --forceall`` at the
+scale (inputs, outputs, benchmark file), each weighted by its measured wall seconds, and the
+longest chain of dependent jobs. Its length is the wall time no number of cores can beat; with
+``n`` cores the run needs at least ``max(critical path, Σ job wall / n)``.
+
 Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
 cores), so the study's wall on ``n`` cores is roughly ``max(longest job, sum / n)`` plus
 scheduling gaps. A benchmark file is written when its job ends, so a study whose runs were
@@ -186,12 +191,111 @@ def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str,
     return written
 
 
+def write_summary(out_dir: Path, studies: list[dict], scale: str) -> Path:
+    """``cost_summary.md`` (what the README shows): the per-study table and, when
+    ``critical_path.md`` is in ``out_dir``, the critical path; the per-rule table stays in cost.md."""
+    text = "\n\n".join(markdown(studies, [], scale).split("\n\n")[:3]).rstrip() + "\n"
+    text += "\nPer rule: `cost.md` in the same folder.\n"
+    cp = Path(out_dir) / "critical_path.md"
+    if cp.exists():
+        text += "\n" + cp.read_text()
+    dest = Path(out_dir) / "cost_summary.md"
+    with atomic_path(dest) as tmp:
+        Path(tmp).write_text(text)
+    return dest
+
+
+def dag_jobs(root: Path, scale: str) -> list[dict]:
+    """Every job of the whole DAG at ``scale`` as Snakemake plans it from nothing
+    (``snakemake -n --forceall``): rule, inputs, outputs and benchmark file."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "2",
+                           "--config", f"scale={scale}"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake -n --forceall failed in {root}:\n{proc.stderr[-2000:]}")
+    jobs, cur = [], None
+    for line in proc.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
+            cur = {"rule": line.split(" ", 1)[1].rstrip(":").strip(), "input": [], "output": [], "benchmark": None}
+            jobs.append(cur)
+        elif cur is not None and line.startswith("    ") and ":" in line:
+            key, val = line.strip().split(":", 1)
+            if key in ("input", "output"):
+                cur[key] = [v.strip() for v in val.split(",") if v.strip()]
+            elif key == "benchmark":
+                cur["benchmark"] = val.strip()
+        elif not line.strip():
+            cur = None
+    return jobs
+
+
+def critical_path(jobs: list[dict], recs: list[dict]) -> dict:
+    """The longest chain of dependent ``jobs`` (B depends on A when an input of B is an output of
+    A), each weighted by its measured wall seconds from ``recs`` (matched through the benchmark
+    path ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``; a job without one, or never
+    measured, weighs 0 and is counted as unmeasured)."""
+    secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
+    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
+    weight, unmeasured = [], 0
+    for j in jobs:
+        w = 0.0
+        if j["benchmark"]:
+            parts = Path(j["benchmark"]).parts
+            key = (parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv"))
+            if key in secs:
+                w = secs[key]
+            else:
+                unmeasured += 1
+        weight.append(w)
+    deps = [{producer[x] for x in j["input"] if x in producer} for j in jobs]
+    finish: dict[int, float] = {}
+    best_dep: dict[int, int | None] = {}
+
+    def end(i: int, stack=()) -> float:                 # longest chain ending with job i
+        if i in finish:
+            return finish[i]
+        if i in stack:
+            raise ValueError(f"cycle through {jobs[i]['rule']}")
+        prev = max(deps[i], key=lambda d: end(d, (*stack, i)), default=None)
+        finish[i] = weight[i] + (end(prev) if prev is not None else 0.0)
+        best_dep[i] = prev
+        return finish[i]
+
+    import sys
+
+    sys.setrecursionlimit(max(10_000, 4 * len(jobs)))
+    last = max(range(len(jobs)), key=end, default=None)
+    chain = []
+    while last is not None:
+        if weight[last] > 0:
+            chain.append({"rule": jobs[last]["rule"], "benchmark": jobs[last]["benchmark"], "s": weight[last]})
+        last = best_dep[last]
+    chain.reverse()
+    return {"length_s": sum(c["s"] for c in chain), "chain": chain, "jobs": len(jobs), "unmeasured": unmeasured,
+            "total_s": sum(weight)}
+
+
+def critical_path_markdown(cp: dict, cores: int = 2) -> str:
+    floor = max(cp["length_s"], cp["total_s"] / cores)
+    lines = [f"Critical path of the whole DAG ({cp['jobs']} jobs, {cp['unmeasured']} without a measurement "
+             f"counted as 0 s): **{cp['length_s'] / 60:.1f} min**; Σ job wall {cp['total_s'] / 60:.1f} min, so "
+             f"on {cores} cores the run needs at least {floor / 60:.1f} min.", "",
+             "| job on the critical path | s |", "|---|---|"]
+    lines += [f"| {c['rule']} `{Path(c['benchmark']).name.removesuffix('.benchmark.tsv')}` | {c['s']:.0f} |"
+              for c in cp["chain"]]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", default="mini")
     ap.add_argument("--logs", type=Path, default=Path("logs"))
     ap.add_argument("--out", type=Path, help="output folder (default results/report/<scale>)")
     ap.add_argument("--study", action="append", help="only these studies (repeatable)")
+    ap.add_argument("--critical-path", action="store_true",
+                    help="also the DAG's critical path (runs snakemake -n --forceall here): critical_path.md")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
     args = ap.parse_args(argv)
@@ -206,6 +310,13 @@ def main(argv: list[str] | None = None) -> None:
     studies, rules = summarise(recs)
     for p in write(studies, rules, out, args.scale, recs=recs):
         print(p)
+    if args.critical_path:
+        text = critical_path_markdown(critical_path(dag_jobs(Path("."), args.scale), recs))
+        with atomic_path(out / "critical_path.md") as tmp:
+            Path(tmp).write_text(text)
+        print(out / "critical_path.md")
+        print(text)
+    print(write_summary(out, studies, args.scale))
     print(markdown(studies, rules, args.scale).split("\n\n")[1])
 
 

@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--claims", nargs="+", type=Path, required=True)
     b.add_argument("--figures", nargs="*", type=Path, default=[])
     b.add_argument("--out-dir", type=Path, required=True)
-    r = sub.add_parser("readme", help="copy a scale's claims.md (and cost.md, if written by engine.cost) into README.md")
+    r = sub.add_parser("readme", help="copy a scale's claims.md (and cost_summary.md or cost.md, written by engine.cost) "
+                                         "into README.md")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--scale", default="mini")
     args = ap.parse_args(argv)
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> None:
         write_text(args.out_dir / "index.html", to_html(claims, sorted(args.figures), args.out_dir))
     else:
         out = Path("results/report") / args.scale
-        changed = update_readme(args.readme, out / "claims.md", out / "cost.md")
+        summary = out / "cost_summary.md"
+        changed = update_readme(args.readme, out / "claims.md", summary if summary.exists() else out / "cost.md")
         print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
 
 
