@@ -6,7 +6,7 @@
 AP_ = "apis"
 AP_SEEDS = list(range(config[AP_]["seeds"])) if is_enabled(AP_) else []
 AP_STRATEGIES = list(config[AP_]["strategies"]) if is_enabled(AP_) else []
-AP_DATA = f"results/data/{config[AP_]['dataset']}/{SCALE}/manifest.json" if is_enabled(AP_) else ""
+AP_DATA = f"results/data/{config[AP_]['dataset']}/{SCALE}/manifest.json" if is_enabled(AP_) else []  # not "": Snakemake warns of an empty path
 AP_FIGS = ["table_strategies", "fig_miou_points", "fig_selected_points"]
 
 if is_enabled(AP_):

@@ -5,7 +5,7 @@
 CF = "cfnet"
 CF_ARMS = list(config[CF]["run_arms"]) if is_enabled(CF) else []
 CF_SEEDS = list(range(config[CF]["seeds"])) if is_enabled(CF) else []
-CF_DATASET = config[CF]["dataset"] if is_enabled(CF) else ""
+CF_DATASET = config[CF]["dataset"] if is_enabled(CF) else "off"  # a study that is off: no job asks for its paths
 CF_FIGS = ["table_arms", "fig_ap_per_arm", "fig_ap_vs_cost"]
 CF_DATA = (
     "results/data/coco/paper/verified.json"

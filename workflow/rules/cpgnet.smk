@@ -5,7 +5,7 @@
 CP = "cpgnet"
 CP_ARMS = list(config[CP]["arms"]) if is_enabled(CP) else []
 CP_SEEDS = list(range(config[CP]["seeds"])) if is_enabled(CP) else []
-CP_DATA = f"results/data/{config[CP]['dataset']}/{SCALE}" if is_enabled(CP) else ""
+CP_DATA = f"results/data/{config[CP]['dataset']}/{SCALE}" if is_enabled(CP) else f"results/data/off/{SCALE}"  # a study that is off: no job asks for it
 CP_FIGS = ["fig_miou_tta", "fig_iou_per_class", "fig_latency"]
 CP_SCENE_ARM = config[CP]["eval"]["scene_arm"] if is_enabled(CP) else ""
 if is_enabled(CP) and CP_SCENE_ARM not in CP_ARMS:
@@ -100,7 +100,7 @@ rule cpgnet_figures:
 rule cpgnet_scene:
     input:
         data=f"{CP_DATA}/manifest.json",
-        checkpoint=res(CP, f"checkpoints/{CP_SCENE_ARM}/seed0/model.pt"),
+        checkpoint=res(CP, f"checkpoints/{CP_SCENE_ARM}/seed0/model.pt") if is_enabled(CP) else [],
     output:
         report(res(CP, "figures/fig_bev_scene.png"), caption="../report/cpgnet.rst", category=CP),
     params:

@@ -8,7 +8,7 @@
 DK = "drkd"
 DK_ARMS = list(config[DK]["arms"]) if is_enabled(DK) else []
 DK_SEEDS = list(range(config[DK]["seeds"])) if is_enabled(DK) else []
-DK_DATASET = config[DK]["dataset"] if is_enabled(DK) else ""
+DK_DATASET = config[DK]["dataset"] if is_enabled(DK) else "off"  # a study that is off: no job asks for its paths
 DK_DATA = (
     "results/data/coco/paper/verified.json"
     if DK_DATASET == "coco"

@@ -8,8 +8,8 @@ GD = "group_detr"
 GD_SEEDS = list(range(config[GD]["seeds"])) if is_enabled(GD) else []
 GD_D_ARMS = list(config[GD]["arms"]["detpre"]) if is_enabled(GD) else []
 GD_F_ARMS = list(config[GD]["arms"]["finetune"]) if is_enabled(GD) else []
-GD_PRE = f"results/data/{config[GD]['pretrain_dataset']}/{SCALE}/manifest.json" if is_enabled(GD) else ""
-GD_TGT = f"results/data/{config[GD]['target_dataset']}/{SCALE}/manifest.json" if is_enabled(GD) else ""
+GD_PRE = f"results/data/{config[GD]['pretrain_dataset']}/{SCALE}/manifest.json" if is_enabled(GD) else []  # not "": Snakemake warns of an empty path
+GD_TGT = f"results/data/{config[GD]['target_dataset']}/{SCALE}/manifest.json" if is_enabled(GD) else []  # not "": Snakemake warns of an empty path
 GD_FIGS = ["table_arms", "fig_ap_curves", "fig_groups"]
 
 if is_enabled(GD):
@@ -21,7 +21,7 @@ if is_enabled(GD):
     )
 
 
-GD_MIM = res(GD, "mim/model.pt") if is_enabled(GD) else ""
+GD_MIM = res(GD, "mim/model.pt") if is_enabled(GD) else []  # not "": Snakemake warns of an empty path
 GD_ARMS = config[GD]["arms"] if is_enabled(GD) else {}
 
 

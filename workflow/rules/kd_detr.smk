@@ -6,7 +6,7 @@
 KD = "kd_detr"
 KD_ARMS = list(config[KD]["arms"]) if is_enabled(KD) else []
 KD_SEEDS = list(range(config[KD]["seeds"])) if is_enabled(KD) else []
-KD_DATASET = config[KD]["dataset"] if is_enabled(KD) else ""
+KD_DATASET = config[KD]["dataset"] if is_enabled(KD) else "off"  # a study that is off: no job asks for its paths
 KD_DATA = (
     "results/data/coco/paper/verified.json"
     if KD_DATASET == "coco"

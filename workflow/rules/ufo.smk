@@ -7,7 +7,7 @@
 UF = "ufo"
 UF_SEEDS = list(range(config[UF]["seeds"])) if is_enabled(UF) else []
 UF_TASKS = list(config[UF]["tasks"]) if is_enabled(UF) else []
-UF_DATA = f"results/data/{config[UF]['dataset']}/{SCALE}/manifest.json" if is_enabled(UF) else ""
+UF_DATA = f"results/data/{config[UF]['dataset']}/{SCALE}/manifest.json" if is_enabled(UF) else []  # not "": Snakemake warns of an empty path
 UF_FIGS = ["table_tasks", "fig_tasks", "fig_trim_search"]
 UF_TRAIN_KEYS = ("dataset", "tasks", "model", "space", "train", "cosface", "eval")
 
