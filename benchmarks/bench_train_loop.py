@@ -12,7 +12,8 @@ without the partial checkpoint every 120 s and the final save, one-off costs tha
 timing would overstate) and
 (b) through a bare loop written here with ``torch.optim`` directly (same optimiser and
 hyperparameters, same clipping and EMA when the study uses them, no scheduler, no history),
-each from the same copy of the model, alternated twice (best of two kept). Then the step is
+each from the same copy of the model, alternated ``--reps`` times (5; the best of each kept:
+single timings on a shared VM vary by about 10 %). Then the step is
 aborted: nothing is written to ``DIR``. One more step, from the same start, runs under
 ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward, the frozen teacher's forward
 included; 2 FLOPs per multiply-add; elementwise ops not counted), so each study also gets its
@@ -122,7 +123,7 @@ def count_step_flops(model, loss_fn, batches, start: dict) -> int:
     return int(fc.get_total_flops())
 
 
-def measure(module: str, argv: list[str], steps: int) -> dict:
+def measure(module: str, argv: list[str], steps: int, reps: int = 5) -> dict:
     """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call."""
 
     import paperzoo.engine.train as engine
@@ -136,7 +137,7 @@ def measure(module: str, argv: list[str], steps: int) -> dict:
         ema0 = copy.deepcopy(ema.state_dict()) if ema is not None else None
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         engine_s, bare_s = [], []
-        for rep in range(2):
+        for rep in range(reps):
             for which in ("engine", "bare"):
                 model.load_state_dict(start)
                 if ema is not None:
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, required=True, help="a checkout whose DAG has run at --scale")
     ap.add_argument("--study", action="append", choices=sorted(JOBS), help="default: all")
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=5, help="engine/bare timings alternated this many times; best kept")
     ap.add_argument("--scale", default="mini")
     args = ap.parse_args()
     import platform
@@ -197,7 +199,7 @@ def main() -> None:
     host = {"host": platform.node(), "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M")}
     peak = gemm_peak(1)["peak_gflops"]
     print(f"1-thread fp32 GEMM peak: {peak:.1f} GFLOP/s", flush=True)
-    out = {"scale": args.scale, "steps": args.steps, "studies": dict(old.get("studies", {}))}
+    out = {"scale": args.scale, "steps": args.steps, "reps": args.reps, "studies": dict(old.get("studies", {}))}
     for k in ("host", "cpu"):               # an older file's machine moves into its study entries
         if k in old:
             for st in out["studies"].values():
@@ -209,7 +211,7 @@ def main() -> None:
         cmd = shell_command(root, target, args.scale)
         assert cmd[:3] == ["python", "-m", module], cmd
         try:
-            res = measure(module, cmd[3:], args.steps)
+            res = measure(module, cmd[3:], args.steps, args.reps)
         except (SystemExit, Exception) as exc:   # noqa: BLE001  (one study's failure is reported, not fatal)
             out["studies"][study] = {"job": target, "error": f"{type(exc).__name__}: {exc}"}
             print(f"{study:11s} FAILED: {type(exc).__name__}: {exc}", flush=True)
