@@ -99,3 +99,11 @@ def test_validate_sets_predicted_flops_against_the_ledger(tmp_path):
     assert v["TFLOPs_per_job"] == pytest.approx(2.0) and v["mean_job_s"] == pytest.approx(20.0)
     assert v["achieved_gflops"] == pytest.approx(100.0) and v["fraction_of_peak"] == pytest.approx(0.5)
     assert "| s_train | 4 / 2 |" in cost.validation_markdown([v], 200.0)
+
+
+def test_apis_plan_counts_crops_and_the_fullmask_schedule():
+    rows = {(r["rule"], r["arm"]): r for r in cost.rows("mini", ["apis"], tflops=60.0)}
+    p0, full, ent = rows[("apis_p0", "")], rows[("apis_fullmask", "")], rows[("apis_active", "entropy")]
+    assert p0["image"] == "16x16" and p0["batch"] == 64
+    assert full["steps"] == p0["steps"] + ent["steps"]          # same number of updates as P0 + every round
+    assert {a for (r, a) in rows if r == "apis_active"} == {"random", "entropy", "bald", "oracle"}

@@ -16,9 +16,10 @@ where ``--tflops`` is the *sustained* throughput you expect of your accelerator 
 roughly 60-120 TFLOP/s on convolutional and transformer detectors). Evaluation, data loading
 and the DETR matchers' CPU work are not counted, so the figure is a floor.
 
-Every learning study is planned at the scales it has: ``kd_detr``, ``cfnet``, ``lae`` and
-``cpgnet`` at ``paper`` (the studies ``config/scales/paper.yaml`` enables), and all eight at
-``mini``/``tiny``. Per-study approximations are in each planner's docstring (LAE's frozen
+Every paper-scale learning study is planned: ``kd_detr``, ``cfnet``, ``lae`` and ``cpgnet``
+(the studies ``config/scales/paper.yaml`` enables); at ``mini``/``tiny`` also ``drkd``,
+``group_detr`` and ``apis`` (``ufo`` prints a row saying it is not planned: the sampled path
+sets its cost). Per-study approximations are in each planner's docstring (LAE's frozen
 backbone needs no weight gradients: 2 forward-equivalents per PET step, 1 per head-only step).
 
 Two uses beyond the table:
@@ -287,10 +288,28 @@ def plan_group_detr(block: dict, data: dict | None = None) -> list[Job]:
     return jobs
 
 
-PLANNERS = {"kd_detr": plan_kd_detr, "cfnet": plan_cfnet, "lae": plan_lae, "cpgnet": plan_cpgnet,
+def plan_apis(block: dict, data: dict | None = None) -> list[Job]:
+    """APIS: P0 per seed, the active rounds per strategy × seed, the full-mask reference per seed;
+    one "image" is one box crop (``crop.size``², 5 channels: RGB + two coordinate maps). The
+    rounds' point selection (an 8-view forward over every training instance) is not counted."""
+    from paperzoo.studies.apis import steps as ap
+
+    h, p0, r, fm = ap.head_from_config(block), ap.p0_from_config(block), ap.rounds_from_config(block), \
+        ap.fullmask_from_config(block)
+    size, seeds = (h["size"], h["size"]), int(block["seeds"])
+    build = lambda: ap.build_head(block, 0)  # noqa: E731
+    kw = {"in_channels": 5, "key": (h["model"],)}
+    jobs = [Job("apis", "apis_p0", seeds, p0["steps"], p0["batch_size"], size, h["model"], build, **kw)]
+    for strat in block["strategies"]:
+        jobs.append(Job("apis", "apis_active", seeds, r["n"] * r["steps"], r["batch_size"], size, h["model"], build,
+                        arm=strat, **kw))
+    jobs.append(Job("apis", "apis_fullmask", seeds, fm["steps"], fm["batch_size"], size, h["model"], build, **kw))
+    return jobs
+
+
+PLANNERS = {"kd_detr": plan_kd_detr, "apis": plan_apis, "cfnet": plan_cfnet, "lae": plan_lae, "cpgnet": plan_cpgnet,
             "drkd": plan_drkd, "group_detr": plan_group_detr}
 NOT_PLANNED = {
-    "apis": "not planned yet (box-conditioned U-Net on 16x16 crops; no paper-scale setting)",
     "ufo": "not planned yet (elastic supernet: the sampled path sets the cost; no paper-scale setting)",
 }
 
