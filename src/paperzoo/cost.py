@@ -158,13 +158,14 @@ def plan_lae(block: dict, data: dict | None = None) -> list[Job]:
     a backward for activations only: 2 forward-equivalents per image; head-only steps (LAE's
     frozen epochs, ``linear``) 1. A forked Seq-PET/LAE pair is planned as two runs (the shared
     first task is counted twice: a small overestimate)."""
-    from paperzoo.layers import create_model
+    import torch
 
+    from paperzoo.layers import create_model
     from paperzoo.studies.lae.steps import arm_seeds, backbone_from_config, train_from_config
 
     name, kw = backbone_from_config(block)
     build = lambda: create_model(name, **kw)  # noqa: E731
-    with __import__("torch").device("meta"):
+    with torch.device("meta"):
         size = int(build().patch_embed.img_size[0])
     jobs = []
     p = block["pretrain"]

@@ -34,6 +34,7 @@ import argparse
 import csv
 import io
 import time
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 from .io import atomic_path
@@ -250,23 +251,12 @@ def critical_path(jobs: list[dict], recs: list[dict]) -> dict:
                 unmeasured += 1
         weight.append(w)
     deps = [{producer[x] for x in j["input"] if x in producer} for j in jobs]
-    finish: dict[int, float] = {}
+    finish: dict[int, float] = {}               # longest chain ending with job i
     best_dep: dict[int, int | None] = {}
-
-    def end(i: int, stack=()) -> float:                 # longest chain ending with job i
-        if i in finish:
-            return finish[i]
-        if i in stack:
-            raise ValueError(f"cycle through {jobs[i]['rule']}")
-        prev = max(deps[i], key=lambda d: end(d, (*stack, i)), default=None)
-        finish[i] = weight[i] + (end(prev) if prev is not None else 0.0)
-        best_dep[i] = prev
-        return finish[i]
-
-    import sys
-
-    sys.setrecursionlimit(max(10_000, 4 * len(jobs)))
-    last = max(range(len(jobs)), key=end, default=None)
+    for i in TopologicalSorter(dict(enumerate(deps))).static_order():   # CycleError on a cycle
+        best_dep[i] = max(deps[i], key=finish.__getitem__, default=None)
+        finish[i] = weight[i] + (finish[best_dep[i]] if best_dep[i] is not None else 0.0)
+    last = max(finish, key=finish.__getitem__, default=None)
     chain = []
     while last is not None:
         if weight[last] > 0:
