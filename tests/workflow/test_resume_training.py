@@ -64,7 +64,7 @@ FAMILIES = {
         log="logs/lae/tiny/train/classes_seq_lae_adapter_seed0.log",
         resumed="lae: lae resuming from results/lae/tiny/runs/classes_lae_adapter/seed0/state.pt.d/lae.pt",
         overlay=("lae.bench.classes.n_tasks: 4\nlae.bench.classes.classes_per_task: 2\n"
-                 "lae.train.epochs: 40\n")),
+                 "lae.train.epochs: 200\n")),
     "drkd_distill": Family(
         study="drkd",
         prereq=("results/drkd/tiny/teacher/model.pt", "results/drkd/tiny/teacher/metrics.json",
