@@ -123,8 +123,48 @@ def count_step_flops(model, loss_fn, batches, start: dict) -> int:
     return int(fc.get_total_flops())
 
 
-def measure(module: str, argv: list[str], steps: int, reps: int = 5) -> dict:
-    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call."""
+def profile_steps(model, loss_fn, batches, start: dict, steps: int, row_limit: int = 40) -> str:
+    """``torch.profiler`` table (self CPU time, top ``row_limit`` ops) of ``steps`` bare training steps."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    model.load_state_dict(start)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss, _ = loss_fn(model, batches(0))        # warm-up step outside the profile
+    loss.backward()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        for i in range(steps):
+            with record_function("forward+loss"):
+                loss, _ = loss_fn(model, batches(i))
+            opt.zero_grad(set_to_none=True)
+            with record_function("backward"):
+                loss.backward()
+            with record_function("optimizer"):
+                opt.step()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+    import cProfile
+    import io
+    import pstats
+
+    model.load_state_dict(start)
+    pr = cProfile.Profile()
+    pr.enable()
+    for i in range(steps):
+        loss, _ = loss_fn(model, batches(i))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    pr.disable()
+    buf = io.StringIO()
+    pstats.Stats(pr, stream=buf).sort_stats("cumulative").print_stats(row_limit)
+    return table + "\n\n# cProfile of the same steps (Python functions, cumulative)\n" + buf.getvalue()
+
+
+def measure(module: str, argv: list[str], steps: int, reps: int = 5, profile: int = 0) -> dict:
+    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call.
+
+    With ``profile > 0`` the call is profiled for that many steps instead (``{"profile": table}``)."""
 
     import paperzoo.engine.train as engine
 
@@ -132,6 +172,9 @@ def measure(module: str, argv: list[str], steps: int, reps: int = 5) -> dict:
 
     def intercept(model, loss_fn, batches, **kw):
         ema = kw.get("ema")
+        if profile:
+            raise _Measured({"profile": profile_steps(model, loss_fn, batches, copy.deepcopy(model.state_dict()),
+                                                      profile)})
         # the same model object is reloaded before each timing, so explicit parameter groups stay valid
         start = copy.deepcopy(model.state_dict())
         ema0 = copy.deepcopy(ema.state_dict()) if ema is not None else None
@@ -184,6 +227,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--reps", type=int, default=5, help="engine/bare timings alternated this many times; best kept")
     ap.add_argument("--scale", default="mini")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="instead of timing: profile N bare steps with torch.profiler, write the op table to "
+                         "benchmarks/results/profile-<study>-<scale>.txt")
     args = ap.parse_args()
     import platform
 
@@ -210,6 +256,13 @@ def main() -> None:
         target = target.format(scale=args.scale)
         cmd = shell_command(root, target, args.scale)
         assert cmd[:3] == ["python", "-m", module], cmd
+        if args.profile:
+            table = measure(module, cmd[3:], args.steps, args.reps, profile=args.profile)["profile"]
+            prof = REPO / "benchmarks" / "results" / f"profile-{study}-{args.scale}.txt"
+            prof.write_text(f"# {target}: {args.profile} steps, {host['cpu']}, {host['date']}\n{table}\n")
+            print(table, flush=True)
+            print(prof)
+            continue
         try:
             res = measure(module, cmd[3:], args.steps, args.reps)
         except (SystemExit, Exception) as exc:   # noqa: BLE001  (one study's failure is reported, not fatal)
@@ -222,8 +275,9 @@ def main() -> None:
               f"bare/engine {res['bare_over_engine']:.3f}  ({res['trainable_params']:,} params)  "
               f"{res['step_gflops']:.2f} GFLOP/step = {res['achieved_gflops']:.1f} GFLOP/s "
               f"({100 * res['fraction_of_peak']:.0f} % of peak)", flush=True)
-    dest.write_text(json.dumps(out, indent=1) + "\n")
-    print(dest)
+    if not args.profile:
+        dest.write_text(json.dumps(out, indent=1) + "\n")
+        print(dest)
 
 
 if __name__ == "__main__":

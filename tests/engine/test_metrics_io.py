@@ -88,6 +88,23 @@ def test_run_meta_records_the_cpu():
     assert meta["arm"] == "x" and meta["threads"] == 1
 
 
+def test_run_meta_records_process_cpu_share():
+    """A run says how much of its life it was on a core: CPU seconds that follow busy work,
+    never more than the process's wall seconds on one thread (else a competed-for core is invisible)."""
+    import time
+
+    from paperzoo.engine.metrics import process_times, run_meta
+
+    before = process_times()
+    t = time.process_time()
+    while time.process_time() - t < 0.3:                 # busy work: 0.3 CPU-s on this thread
+        pass
+    after = run_meta(time.perf_counter(), 1, ("numpy",))
+    assert after["process_cpu_s"] - before["process_cpu_s"] >= 0.29
+    assert after["process_s"] - before["process_s"] >= 0.29
+    assert after["process_s"] > 0 and after["process_cpu_s"] > 0
+
+
 def test_run_meta_records_commit_dirty_flag_and_config_digest(tmp_path):
     """Provenance per run: the git commit and dirty flag of the checkout, and the SHA-256 of
     the config block that ``engine.cli.parse_step`` read (a different block, a different digest)."""

@@ -141,7 +141,7 @@ def _day(t: float) -> str:
 def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
     lines = [f"Job costs at scale `{scale}` from Snakemake's benchmark files (sums over jobs; jobs run in parallel, "
              "so a study's wall on n cores is about max(longest job, sum / n)).", "",
-             "| study | jobs | Σ job wall (min) | CPU (min) | span (min) | jobs running (mean) | peak RSS (GB) | "
+             "| study | jobs | Σ job wall (min) | CPU ≥ (min) | span (min) | jobs running (mean) | peak RSS (GB) | "
              "longest job (s) | measured (UTC) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in studies:
@@ -156,8 +156,11 @@ def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
               f"{span / 60:.1f} | {busy} | | | |", "",
               "span: first job start to last job end of the study (its wall clock if it ran alone; studies "
               "run together overlap); jobs running: Σ job wall / span, at most the cores (2 here), so "
-              "cores − jobs running is the mean idle cores.", "",
-              "| study | rule | jobs | Σ wall (s) | mean job (s) | CPU (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+              "cores − jobs running is the mean idle cores. CPU ≥: a lower bound, not the CPU time: Snakemake's "
+              "benchmark samples a job's CPU seconds every second for its first 30 s and every 30 s after, and "
+              "what a job uses after its last sample is not counted (a 37 s job at 100 % CPU was recorded as "
+              "15 s), so Σ wall − CPU is not idle time.", "",
+              "| study | rule | jobs | Σ wall (s) | mean job (s) | CPU ≥ (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
     for r in rules:
         lines.append(f"| `{r['study']}` | {r['rule']} | {r['jobs']} | {r['wall_s']:.0f} | {r['mean_job_s']:.1f} | "
                      f"{r['cpu_s']:.0f} | {r['max_rss_mb']:.0f} |")

@@ -131,6 +131,20 @@ def git_state(root: str | os.PathLike | None = None) -> dict:
     return {"git_commit": head, "git_dirty": dirty}
 
 
+def process_times() -> dict:
+    """``process_s`` (wall seconds since this process started, imports included) and
+    ``process_cpu_s`` (its CPU seconds, all threads): a 1-thread job whose CPU share
+    ``process_cpu_s / process_s`` is well below 1 waited for a core (another process competed),
+    so its timings overstate the machine's cost. Empty where the start time is not readable."""
+    try:
+        import psutil                                    # a Snakemake dependency
+
+        started = psutil.Process().create_time()
+    except Exception:                                    # noqa: BLE001  (optional provenance)
+        return {}
+    return {"process_s": round(time.time() - started, 3), "process_cpu_s": round(time.process_time(), 3)}
+
+
 def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy"), **extra) -> dict:
     """Provenance for a run's ``meta``: wall time since ``t0`` (``time.perf_counter``),
     threads, Python, the CPU (:func:`cpu_info`), the versions of ``packages``, the git commit
@@ -141,7 +155,7 @@ def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy
 
     prov = {**git_state(), **({"params_sha256": _PARAMS_DIGEST} if _PARAMS_DIGEST else {}),
             **({"data_manifest_sha256": _DATA_DIGEST} if _DATA_DIGEST else {})}
-    return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads,
+    return {"wall_s": round(time.perf_counter() - t0, 3), "threads": threads, **process_times(),
             "python": platform.python_version(), **cpu_info(), **{p: version(p) for p in packages}, **prov,
             **extra}
 
