@@ -6,6 +6,10 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from paperzoo.engine.config import ConfigError, resolve, study_block
+from paperzoo.engine.scheduler import single_reevaluation_timer
+
+# Snakemake's scheduler otherwise spins more with every finished job (engine/scheduler.py)
+single_reevaluation_timer()
 
 try:
     _resolved = resolve(config, workflow.basedir)
