@@ -101,3 +101,28 @@ def test_summary_for_the_readme_has_the_study_table_and_the_critical_path(tmp_pa
     assert "| `a` | 1 | 1.0 |" in text and "| rule |" not in text and "Critical path" not in text
     (tmp_path / "critical_path.md").write_text("Critical path of the whole DAG: **1.0 min**\n")
     assert "Critical path of the whole DAG" in write_summary(tmp_path, studies, "mini").read_text()
+
+
+def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_claim(tmp_path):
+    """The summary sets each study's minutes beside its decisive verdicts, per claim kind;
+    claims that did not run are left out, and a study without a decided paper claim gets no ratio."""
+    import json
+
+    from paperzoo.engine.cost import summarise, write_summary
+
+    recs = [{"study": s, "rule": "train", "job": "x_seed0", "mtime": 100.0, "s": 600.0, "cpu_time": 1.0,
+             "max_rss": 1.0} for s in ("a", "b", "c")]
+    studies, _ = summarise(recs)
+    res = tmp_path / "results"
+    claims = {"a": [("paper", "reproduced"), ("paper", "contradicted"), ("paper", "inconclusive"),
+                    ("paper", "not run"), ("prediction", "inconclusive"), ("check", "reproduced")],
+              "b": [("paper", "inconclusive"), ("check", "contradicted")]}
+    for st, cl in claims.items():
+        (res / st / "mini").mkdir(parents=True)
+        (res / st / "mini" / "claims.json").write_text(json.dumps(
+            {"claims": [{"id": f"c{i}", "kind": k, "verdict": v} for i, (k, v) in enumerate(cl)]}))
+    text = write_summary(tmp_path, studies, "mini", results=res).read_text()
+    assert "| `a` | 10.0 | 2 / 3 | 0 / 1 | 1 / 1 | 5.0 |" in text
+    assert "| `b` | 10.0 | 0 / 1 | 0 / 0 | 1 / 1 | – |" in text
+    assert "| `c` | 10.0 | " not in text.split("What the compute buys")[1]      # no claims file: no row
+    assert "What the compute buys" not in write_summary(tmp_path, studies, "mini").read_text()

@@ -195,11 +195,46 @@ def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str,
     return written
 
 
-def write_summary(out_dir: Path, studies: list[dict], scale: str) -> Path:
-    """``cost_summary.md`` (what the README shows): the per-study table and, when
-    ``critical_path.md`` is in ``out_dir``, the critical path; the per-rule table stays in cost.md."""
+DECIDED = ("reproduced", "contradicted")
+
+
+def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
+    """What each study's compute buys: its Σ job minutes beside how many of its claims got a
+    decisive verdict (reproduced or contradicted) out of those that ran, per kind (the paper's
+    statements, our predictions, self-checks), from ``<results>/<study>/<scale>/claims.json``.
+    Empty when no study has a claims file."""
+    from .io import read_json
+
+    rows = []
+    for s in studies:
+        path = Path(results) / s["study"] / scale / "claims.json"
+        if not path.is_file():
+            continue
+        claims = [c for c in read_json(path).get("claims", []) if c.get("verdict") != "not run"]
+        count = {k: (sum(c["verdict"] in DECIDED for c in claims if c.get("kind") == k),
+                     sum(c.get("kind") == k for c in claims)) for k in ("paper", "prediction", "check")}
+        decided = count["paper"][0]
+        per = f"{s['wall_s'] / 60 / decided:.1f}" if decided else "–"
+        rows.append(f"| `{s['study']}` | {s['wall_s'] / 60:.1f} | {count['paper'][0]} / {count['paper'][1]} | "
+                    f"{count['prediction'][0]} / {count['prediction'][1]} | {count['check'][0]} / {count['check'][1]} "
+                    f"| {per} |")
+    if not rows:
+        return ""
+    return "\n".join(["What the compute buys: claims with a decisive verdict (reproduced or contradicted) of those "
+                      "that ran, per kind.", "",
+                      "| study | Σ job wall (min) | paper claims decided | predictions decided | checks decided | "
+                      "min per decided paper claim |", "|---|---|---|---|---|---|", *rows]) + "\n"
+
+
+def write_summary(out_dir: Path, studies: list[dict], scale: str, results: Path | None = None) -> Path:
+    """``cost_summary.md`` (what the README shows): the per-study table, what it buys in decided
+    claims (:func:`claims_markdown`, from ``results``) and, when ``critical_path.md`` is in
+    ``out_dir``, the critical path; the per-rule table stays in cost.md."""
     text = "\n\n".join(markdown(studies, [], scale).split("\n\n")[:3]).rstrip() + "\n"
     text += "\nPer rule: `cost.md` in the same folder.\n"
+    bought = claims_markdown(studies, results, scale) if results is not None else ""
+    if bought:
+        text += "\n" + bought
     cp = Path(out_dir) / "critical_path.md"
     if cp.exists():
         text += "\n" + cp.read_text()
@@ -287,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--logs", type=Path, default=Path("logs"))
     ap.add_argument("--out", type=Path, help="output folder (default results/report/<scale>)")
     ap.add_argument("--study", action="append", help="only these studies (repeatable)")
+    ap.add_argument("--results", type=Path, default=Path("results"),
+                    help="where <study>/<scale>/claims.json are (the summary's decided-claims table)")
     ap.add_argument("--critical-path", action="store_true",
                     help="also the DAG's critical path (runs snakemake -n --forceall here): critical_path.md")
     ap.add_argument("--fresh", action="store_true",
@@ -309,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(tmp).write_text(text)
         print(out / "critical_path.md")
         print(text)
-    print(write_summary(out, studies, args.scale))
+    print(write_summary(out, studies, args.scale, results=args.results))
     print(markdown(studies, rules, args.scale).split("\n\n")[1])
 
 
