@@ -68,47 +68,21 @@ def _time_variant(model, loss_fn, batches, start: dict, variant: str, steps: int
     return per_step
 
 
-class _Done(Exception):
-    def __init__(self, result: dict):
-        super().__init__("measured")
-        self.result = result
-
-
 def measure(module: str, argv: list[str], steps: int, reps: int) -> dict:
-    import runpy
+    from bench_train_loop import on_first_train
 
-    import paperzoo.engine.train as engine
-
-    real = engine.train
-
-    def intercept(model, loss_fn, batches, **kw):
+    def timed(real, model, loss_fn, batches, **kw):
         start = copy.deepcopy(model.state_dict())
         times = {v: [] for v in VARIANTS}
         for _ in range(reps):
             for v in VARIANTS:
                 times[v].append(_time_variant(model, loss_fn, batches, start, v, steps))
         best = {v: min(t) for v, t in times.items()}
-        raise _Done({"ms_per_step": {v: round(1e3 * b, 2) for v, b in best.items()},
-                     "speedup_vs_base": {v: round(best["base"] / b, 3) for v, b in best.items()},
-                     "ms_all": {v: [round(1e3 * x, 2) for x in t] for v, t in times.items()}})
+        return {"ms_per_step": {v: round(1e3 * b, 2) for v, b in best.items()},
+                "speedup_vs_base": {v: round(best["base"] / b, 3) for v, b in best.items()},
+                "ms_all": {v: [round(1e3 * x, 2) for x in t] for v, t in times.items()}}
 
-    engine.train = intercept
-    patched = [m for n, m in list(sys.modules.items())
-               if n.startswith("paperzoo.") and getattr(m, "train", None) is real]
-    for m in patched:
-        m.train = intercept
-    old = sys.argv
-    sys.argv = [module, *argv]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=False)
-    except _Done as d:
-        return d.result
-    finally:
-        sys.argv = old
-        engine.train = real
-        for m in patched:
-            m.train = real
-    raise SystemExit(f"{module}: the step finished without calling engine.train")
+    return on_first_train(module, argv, timed)
 
 
 def main() -> None:

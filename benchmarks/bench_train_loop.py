@@ -161,20 +161,45 @@ def profile_steps(model, loss_fn, batches, start: dict, steps: int, row_limit: i
     return table + "\n\n# cProfile of the same steps (Python functions, cumulative)\n" + buf.getvalue()
 
 
-def measure(module: str, argv: list[str], steps: int, reps: int = 5, profile: int = 0) -> dict:
-    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call.
-
-    With ``profile > 0`` the call is profiled for that many steps instead (``{"profile": table}``)."""
-
+def on_first_train(module: str, argv: list[str], fn):
+    """Run ``module`` as ``__main__`` with ``argv`` and, at its first ``engine.train`` call,
+    return ``fn(real_train, model, loss_fn, batches, **kw)`` instead (the step then stops)."""
     import paperzoo.engine.train as engine
 
     real = engine.train
 
     def intercept(model, loss_fn, batches, **kw):
+        raise _Measured(fn(real, model, loss_fn, batches, **kw))
+
+    engine.train = intercept
+    patched = []
+    for name, mod in list(sys.modules.items()):           # modules that bound the function at import
+        if name.startswith("paperzoo.") and getattr(mod, "train", None) is real:
+            mod.train = intercept
+            patched.append(mod)
+    old_argv = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=False)
+    except _Measured as m:
+        return m.result
+    finally:
+        sys.argv = old_argv
+        engine.train = real
+        for mod in patched:
+            mod.train = real
+    raise SystemExit(f"{module}: the step finished without calling engine.train")
+
+
+def measure(module: str, argv: list[str], steps: int, reps: int = 5, profile: int = 0) -> dict:
+    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call.
+
+    With ``profile > 0`` the call is profiled for that many steps instead (``{"profile": table}``)."""
+
+    def timed(real, model, loss_fn, batches, **kw):
         ema = kw.get("ema")
         if profile:
-            raise _Measured({"profile": profile_steps(model, loss_fn, batches, copy.deepcopy(model.state_dict()),
-                                                      profile)})
+            return {"profile": profile_steps(model, loss_fn, batches, copy.deepcopy(model.state_dict()), profile)}
         # the same model object is reloaded before each timing, so explicit parameter groups stay valid
         start = copy.deepcopy(model.state_dict())
         ema0 = copy.deepcopy(ema.state_dict()) if ema is not None else None
@@ -195,29 +220,13 @@ def measure(module: str, argv: list[str], steps: int, reps: int = 5, profile: in
                     bare_s.append(_bare_loop(model, loss_fn, batches, kw, steps, ema))
         e, b = min(engine_s), min(bare_s)
         step_flops = count_step_flops(model, loss_fn, batches, start)
-        raise _Measured({"step_gflops": step_flops / 1e9, "achieved_gflops": step_flops / e / 1e9,"engine_ms_per_step": 1e3 * e, "bare_ms_per_step": 1e3 * b, "bare_over_engine": b / e,
-                         "trainable_params": n_params, "optimizer": kw.get("optimizer", "adamw"),
-                         "clip_grad": kw.get("clip_grad", 0.1), "ema": ema is not None,
-                         "engine_ms_all": [1e3 * x for x in engine_s], "bare_ms_all": [1e3 * x for x in bare_s]})
+        return {"step_gflops": step_flops / 1e9, "achieved_gflops": step_flops / e / 1e9,
+                "engine_ms_per_step": 1e3 * e, "bare_ms_per_step": 1e3 * b, "bare_over_engine": b / e,
+                "trainable_params": n_params, "optimizer": kw.get("optimizer", "adamw"),
+                "clip_grad": kw.get("clip_grad", 0.1), "ema": ema is not None,
+                "engine_ms_all": [1e3 * x for x in engine_s], "bare_ms_all": [1e3 * x for x in bare_s]}
 
-    engine.train = intercept
-    patched = []
-    for name, mod in list(sys.modules.items()):           # modules that bound the function at import
-        if name.startswith("paperzoo.") and getattr(mod, "train", None) is real:
-            mod.train = intercept
-            patched.append(mod)
-    old_argv = sys.argv
-    sys.argv = [module, *argv]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=False)
-    except _Measured as m:
-        return m.result
-    finally:
-        sys.argv = old_argv
-        engine.train = real
-        for mod in patched:
-            mod.train = real
-    raise SystemExit(f"{module}: the step finished without calling engine.train")
+    return on_first_train(module, argv, timed)
 
 
 def main() -> None:
