@@ -45,6 +45,7 @@ COMPILE_NOTE = {"study": "kd_detr", "what": "torch.compile(forward_with_points, 
 
 def _time_variant(model, loss_fn, batches, start: dict, variant: str, steps: int) -> float:
     import torch
+    from bench_train_loop import plain_steps
 
     model.load_state_dict(start)
     fmt = torch.channels_last if "channels_last" in variant else torch.contiguous_format
@@ -52,17 +53,9 @@ def _time_variant(model, loss_fn, batches, start: dict, variant: str, steps: int
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, fused=True if "fused" in variant else None)
     model.train()
-    for i in range(2):                                    # warm-up (allocator, oneDNN primitives)
-        loss, _ = loss_fn(model, batches(i))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    plain_steps(model, loss_fn, batches, opt, 0, 2)      # warm-up (allocator, oneDNN primitives)
     t = time.perf_counter()
-    for i in range(2, 2 + steps):
-        loss, _ = loss_fn(model, batches(i))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    plain_steps(model, loss_fn, batches, opt, 2, steps)
     per_step = (time.perf_counter() - t) / steps
     model.to(memory_format=torch.contiguous_format)
     return per_step

@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import cProfile
+import io
 import json
 import os
+import pstats
 import runpy
 import shlex
 import subprocess
@@ -123,6 +126,16 @@ def count_step_flops(model, loss_fn, batches, start: dict) -> int:
     return int(fc.get_total_flops())
 
 
+def plain_steps(model, loss_fn, batches, opt, first: int, steps: int) -> None:
+    """Steps ``first .. first + steps - 1``: loss forward, backward, ``opt.step()`` (no clipping, EMA or
+    scheduler: the bare step the profiles and the step variants time)."""
+    for i in range(first, first + steps):
+        loss, _ = loss_fn(model, batches(i))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def profile_steps(model, loss_fn, batches, start: dict, steps: int, row_limit: int = 40) -> str:
     """``torch.profiler`` table (self CPU time, top ``row_limit`` ops) of ``steps`` bare training steps."""
     import torch
@@ -143,18 +156,10 @@ def profile_steps(model, loss_fn, batches, start: dict, steps: int, row_limit: i
             with record_function("optimizer"):
                 opt.step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
-    import cProfile
-    import io
-    import pstats
-
     model.load_state_dict(start)
     pr = cProfile.Profile()
     pr.enable()
-    for i in range(steps):
-        loss, _ = loss_fn(model, batches(i))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    plain_steps(model, loss_fn, batches, opt, 0, steps)
     pr.disable()
     buf = io.StringIO()
     pstats.Stats(pr, stream=buf).sort_stats("cumulative").print_stats(row_limit)
@@ -191,15 +196,11 @@ def on_first_train(module: str, argv: list[str], fn):
     raise SystemExit(f"{module}: the step finished without calling engine.train")
 
 
-def measure(module: str, argv: list[str], steps: int, reps: int = 5, profile: int = 0) -> dict:
-    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call.
-
-    With ``profile > 0`` the call is profiled for that many steps instead (``{"profile": table}``)."""
+def measure(module: str, argv: list[str], steps: int, reps: int = 5) -> dict:
+    """Run ``module`` as ``__main__`` with ``argv``; time its first ``engine.train`` call."""
 
     def timed(real, model, loss_fn, batches, **kw):
         ema = kw.get("ema")
-        if profile:
-            return {"profile": profile_steps(model, loss_fn, batches, copy.deepcopy(model.state_dict()), profile)}
         # the same model object is reloaded before each timing, so explicit parameter groups stay valid
         start = copy.deepcopy(model.state_dict())
         ema0 = copy.deepcopy(ema.state_dict()) if ema is not None else None
@@ -252,8 +253,9 @@ def main() -> None:
     dest = REPO / "benchmarks" / "results" / f"train_loop-{args.scale}.json"
     old = json.loads(dest.read_text()) if dest.exists() else {}
     host = {"host": platform.node(), "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M")}
-    peak = gemm_peak(1)["peak_gflops"]
-    print(f"1-thread fp32 GEMM peak: {peak:.1f} GFLOP/s", flush=True)
+    if not args.profile:                       # the peak is only compared with timings
+        peak = gemm_peak(1)["peak_gflops"]
+        print(f"1-thread fp32 GEMM peak: {peak:.1f} GFLOP/s", flush=True)
     out = {"scale": args.scale, "steps": args.steps, "reps": args.reps, "studies": dict(old.get("studies", {}))}
     for k in ("host", "cpu"):               # an older file's machine moves into its study entries
         if k in old:
@@ -266,7 +268,8 @@ def main() -> None:
         cmd = shell_command(root, target, args.scale)
         assert cmd[:3] == ["python", "-m", module], cmd
         if args.profile:
-            table = measure(module, cmd[3:], args.steps, args.reps, profile=args.profile)["profile"]
+            table = on_first_train(module, cmd[3:], lambda real, model, loss_fn, batches, **kw: profile_steps(
+                model, loss_fn, batches, copy.deepcopy(model.state_dict()), args.profile))
             prof = REPO / "benchmarks" / "results" / f"profile-{study}-{args.scale}.txt"
             prof.write_text(f"# {target}: {args.profile} steps, {host['cpu']}, {host['date']}\n{table}\n")
             print(table, flush=True)

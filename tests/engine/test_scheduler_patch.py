@@ -1,6 +1,5 @@
 """The Snakemake scheduler workaround keeps one pending re-evaluation (engine/scheduler.py)."""
 import threading
-import time
 from types import SimpleNamespace
 
 
@@ -21,4 +20,3 @@ def test_one_pending_reevaluation_timer_which_does_not_hold_up_exit():
     sched._paperzoo_reevaluation.join(1)
     JobScheduler._schedule_reevalutation(sched, 0.05)          # after it fired, the next pass may start one
     assert sched._open_jobs.acquire(timeout=2)
-    time.sleep(0.01)
