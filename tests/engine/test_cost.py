@@ -126,3 +126,28 @@ def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_cl
     assert "| `b` | 10.0 | 0 / 1 | 0 / 0 | 1 / 1 | – |" in text
     assert "| `c` | 10.0 | " not in text.split("What the compute buys")[1]      # no claims file: no row
     assert "What the compute buys" not in write_summary(tmp_path, studies, "mini").read_text()
+
+
+def test_compare_ledgers_ratio_per_study_over_jobs_both_measured(tmp_path, capsys):
+    def rec(study, job, s):
+        return {"study": study, "rule": "train", "job": job, "mtime": 0.0, "s": s, "cpu_time": s, "max_rss": 1.0}
+
+    here = [rec("a", "x_seed0", 30.0), rec("a", "x_seed1", 90.0), rec("a", "x_seed2", 5.0), rec("b", "t", 60.0)]
+    other = [rec("a", "x_seed0", 20.0), rec("a", "x_seed1", 40.0), rec("b", "t", 60.0), rec("c", "u", 9.0)]
+    text = cost.compare_ledgers(here, other)
+    # a: Σ 120 s vs 60 s -> 2.0; per-job 1.5 and 2.25; x_seed2 has no counterpart
+    assert "(3 jobs; 1 measured only here)" in text
+    assert "| `a` | 2 | 2.0 | 1.0 | 2.00 | 1.88 (1.50 – 2.25) |" in text
+    assert "| `b` | 1 | 1.0 | 1.0 | 1.00 | 1.00 (1.00 – 1.00) |" in text
+    assert "`c`" not in text and "| **all** | 3 | 3.0 | 2.0 | 1.50 | |" in text
+    # through the command line: --against writes machine_ratio.md beside the cost tables
+    logs = tmp_path / "logs"
+    _bench(logs, "a", "train", "x_seed0", 30.0, 29.0, 10.0)
+    ledger = tmp_path / "other.csv"
+    ledger.write_text("study,rule,job,mtime,s,cpu_time,max_rss\na,train,x_seed0,0,20,19,10\n")
+    out = tmp_path / "out"
+    cost.main(["--logs", str(logs), "--out", str(out), "--fresh", "--against", str(ledger),
+               "--results", str(tmp_path / "none")])
+    assert "| `a` | 1 | 0.5 | 0.3 | 1.50 |" in (out / "machine_ratio.md").read_text()
+    with pytest.raises(SystemExit, match="no such file"):
+        cost.main(["--logs", str(logs), "--out", str(out), "--fresh", "--against", str(tmp_path / "missing.csv")])

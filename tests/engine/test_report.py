@@ -94,3 +94,30 @@ def test_update_readme_fills_the_cost_section_when_written(tmp_path):
     assert update_readme(readme, table, cost)
     text = readme.read_text()
     assert "old cost" not in text and "| study | jobs |" in text and text.endswith("end\n")
+
+
+def test_verdict_diff_lists_changed_and_moved_claims(claims_file, tmp_path):
+    import copy
+
+    from paperzoo.engine.io import read_json
+    from paperzoo.engine.report import verdict_diff
+
+    here = tmp_path / "results"
+    doc = read_json(claims_file)
+    other_doc = copy.deepcopy(doc)
+    c1, c2 = other_doc["claims"][0], other_doc["claims"][1]
+    c1["verdict"], c1["ours"]["diff"] = "inconclusive", 0.02        # flipped: moved (0.02 - 0.2) / 0.04302
+    c2["ours"]["diff"] = -0.3                                         # same verdict, moved 2.3 half-widths
+    other = tmp_path / "other"
+    write_json(other / "demo/mini/claims.json", other_doc)
+    write_json(other / "extra/mini/claims.json", {**doc, "study": "extra"})
+    text, changed = verdict_diff(here, other, "mini")
+    assert changed == 1
+    # c1, c2 and c4 ran in both (c3 is paper-scale only); c1 changed; c1 and c2 moved
+    assert "| `demo` | 3 | 2 | 1 | 2 |" in text
+    assert "| `extra` | only in other | | | |" in text
+    assert "| `demo` | paper | `b.acc > a.acc` | ✅ reproduced | ➖ inconclusive | 0.2 → 0.02 | -4.2 |" in text
+    assert "`b.acc > 0.9` | ❌ contradicted | ❌ contradicted | -0.2 → -0.3 | -2.3 |" in text
+    assert "a.n == 80" not in text                                    # unchanged and unmoved: not listed
+    text_same, changed_same = verdict_diff(here, here, "mini")
+    assert changed_same == 0 and "| `demo` | 3 | 3 | 0 | 0 |" in text_same and "Claims whose" not in text_same

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import statistics
 import time
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -95,6 +96,42 @@ def merge(ledger: list[dict], recs: list[dict]) -> list[dict]:
     out = {(r["study"], r["rule"], r["job"]): r for r in ledger}
     out.update({(r["study"], r["rule"], r["job"]): r for r in recs})
     return [out[k] for k in sorted(out)]
+
+
+def compare_ledgers(here: list[dict], other: list[dict], label_here: str = "here",
+                    label_other: str = "other") -> str:
+    """Per study, the wall-time ratio here / other over the jobs both ledgers measured (the same
+    study, rule and job): Σ here / Σ other, and the median and range of the per-job ratios.
+
+    For "machines of the same kind differ": a ledger taken on another machine (or on the same
+    one under other load) says how far a budget set on one holds on the other. Jobs measured on
+    one side only are counted, not compared.
+    """
+    theirs = {(r["study"], r["rule"], r["job"]): r["s"] for r in other}
+    by_study: dict[str, list[tuple[float, float]]] = {}
+    only_here = 0
+    for r in here:
+        o = theirs.get((r["study"], r["rule"], r["job"]))
+        if o is None or not o > 0 or not r["s"] == r["s"]:
+            only_here += 1
+            continue
+        by_study.setdefault(r["study"], []).append((r["s"], o))
+    lines = [f"Job wall time, {label_here} against {label_other}, over the jobs both measured "
+             f"({sum(map(len, by_study.values()))} jobs; {only_here} measured only {label_here}).", "",
+             f"| study | jobs | Σ {label_here} (min) | Σ {label_other} (min) | Σ ratio | per-job ratio: median "
+             f"(min – max) |", "|---|---|---|---|---|---|"]
+    tot_a = tot_b = 0.0
+    for study in sorted(by_study):
+        pairs = by_study[study]
+        a, b = sum(x for x, _ in pairs), sum(y for _, y in pairs)
+        tot_a, tot_b = tot_a + a, tot_b + b
+        ratios = sorted(x / y for x, y in pairs)
+        lines.append(f"| `{study}` | {len(pairs)} | {a / 60:.1f} | {b / 60:.1f} | {a / b:.2f} | "
+                     f"{statistics.median(ratios):.2f} ({ratios[0]:.2f} – {ratios[-1]:.2f}) |")
+    if tot_b:
+        lines.append(f"| **all** | {sum(map(len, by_study.values()))} | {tot_a / 60:.1f} | {tot_b / 60:.1f} | "
+                     f"{tot_a / tot_b:.2f} | |")
+    return "\n".join(lines) + "\n"
 
 
 def _nan_sum(xs) -> float:
@@ -326,6 +363,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="where <study>/<scale>/claims.json are (the summary's decided-claims table)")
     ap.add_argument("--critical-path", action="store_true",
                     help="also the DAG's critical path (runs snakemake -n --forceall here): critical_path.md")
+    ap.add_argument("--against", type=Path, metavar="LEDGER",
+                    help="also compare the job wall times with another cost_jobs.csv (another machine's): "
+                         "machine_ratio.md")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
     args = ap.parse_args(argv)
@@ -345,6 +385,14 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(out / "critical_path.md") as tmp:
             Path(tmp).write_text(text)
         print(out / "critical_path.md")
+        print(text)
+    if args.against:
+        if not args.against.exists():
+            raise SystemExit(f"--against {args.against}: no such file (expected a cost_jobs.csv)")
+        text = compare_ledgers(recs, read_ledger(args.against), "here", str(args.against))
+        with atomic_path(out / "machine_ratio.md") as tmp:
+            Path(tmp).write_text(text)
+        print(out / "machine_ratio.md")
         print(text)
     print(write_summary(out, studies, args.scale, results=args.results))
     print(markdown(studies, rules, args.scale).split("\n\n")[1])

@@ -5,6 +5,9 @@
 ``python -m paperzoo.engine.report readme`` copies the generated ``claims.md`` of a scale
 into README.md between the ``<!-- claims:start -->`` / ``<!-- claims:end -->`` markers,
 so no number in the README is typed by hand.
+``python -m paperzoo.engine.report diff OTHER`` compares this checkout's verdicts with those of
+another results tree (a rerun on another machine, another commit): which verdicts changed and
+how far each tested difference moved, in units of its 95 % half-width.
 """
 from __future__ import annotations
 
@@ -307,6 +310,57 @@ def update_readme(readme: Path, claims_md: Path, cost_md: Path | None = None) ->
     return new != text
 
 
+def verdict_diff(here: Path, other: Path, scale: str) -> tuple[str, int]:
+    """Compare every claim of ``here/<study>/<scale>/claims.json`` with the same claim in
+    ``other`` (two results folders). Returns a Markdown report and the number of claims that
+    ran in both whose verdict changed.
+
+    Per study: the claims that ran in both, how many kept their verdict, and a row per claim
+    whose verdict changed (or whose difference moved by more than its own 95 % half-width here,
+    the run-to-run resolution the verdict assumed). A study missing on either side is listed,
+    not skipped silently.
+    """
+    lines = [f"Verdicts at scale `{scale}`: `{here}` (here) against `{other}` (other).", "",
+             "| study | claims in both | same verdict | changed | moved > 1 half-width |", "|---|---|---|---|---|"]
+    rows_out: list[str] = []
+    changed_total = 0
+    studies = sorted({p.parts[-3] for root in (here, other) for p in root.glob(f"*/{scale}/claims.json")})
+    for study in studies:
+        a, b = (root / study / scale / "claims.json" for root in (here, other))
+        if not (a.exists() and b.exists()):
+            lines.append(f"| `{study}` | only {'here' if a.exists() else 'in other'} | | | |")
+            continue
+        theirs = {c["id"]: c for c in read_json(b)["claims"]}
+        both = same = moved = 0
+        for c in read_json(a)["claims"]:
+            o = theirs.get(c["id"])
+            if o is None or NOT_RUN in (c["verdict"], o["verdict"]) or not c.get("ours") or not o.get("ours"):
+                continue
+            both += 1
+            d1, d2, hw = c["ours"].get("diff"), o["ours"].get("diff"), c["ours"].get("half_width_95") or 0.0
+            if d1 is None or d2 is None or not hw:
+                shift = 0.0 if d1 == d2 else float("inf")
+            else:
+                shift = (d2 - d1) / hw
+            far = abs(shift) > 1
+            moved += far
+            if c["verdict"] == o["verdict"]:
+                same += 1
+                if not far:
+                    continue
+            changed_total += c["verdict"] != o["verdict"]
+            rows_out.append(f"| `{study}` | {c['kind']} | `{c['comparison']}` | {SYMBOL[c['verdict']]} | "
+                            f"{SYMBOL[o['verdict']]} | {_num(d1)} → {_num(d2)} | {shift:+.1f} |")
+        lines.append(f"| `{study}` | {both} | {same} | {both - same} | {moved} |")
+    lines += ["", f"{changed_total} verdict(s) changed."]
+    if rows_out:
+        lines += ["", "Claims whose verdict changed or whose difference moved by more than one 95 % half-width "
+                      "(shift: the change of the difference over this side's half-width):", "",
+                  "| study | kind | claim | here | other | difference here → other | shift |",
+                  "|---|---|---|---|---|---|---|", *rows_out]
+    return "\n".join(lines) + "\n", changed_total
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -318,7 +372,22 @@ def main(argv: list[str] | None = None) -> None:
                                          "into README.md")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--scale", default="mini")
+    d = sub.add_parser("diff", help="compare this checkout's verdicts with another results folder's "
+                                    "(a rerun elsewhere); exit code 1 if a verdict changed")
+    d.add_argument("other", type=Path, help="the other results folder (holding <study>/<scale>/claims.json)")
+    d.add_argument("--results", type=Path, default=Path("results"), help="this side's results folder")
+    d.add_argument("--scale", default="mini")
+    d.add_argument("--out", type=Path, help="also write the report here (Markdown)")
     args = ap.parse_args(argv)
+    if args.cmd == "diff":
+        if not args.other.is_dir():
+            raise SystemExit(f"diff: {args.other} is not a folder (expected a results folder with "
+                             f"<study>/{args.scale}/claims.json files)")
+        text, changed = verdict_diff(args.results, args.other, args.scale)
+        if args.out:
+            write_text(args.out, text)
+        print(text, end="")
+        raise SystemExit(1 if changed else 0)
     if args.cmd == "build":
         claims = sorted(args.claims)
         write_text(args.out_dir / "claims.md", markdown(claims))
