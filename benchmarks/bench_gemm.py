@@ -4,7 +4,8 @@
 
 Times ``torch.mm`` of square fp32 matrices (2·n³ FLOPs each, the ``flop_counter`` convention)
 at 1 and 2 threads, best of several repeats after a warm-up, and writes
-``benchmarks/results/gemm-<host>.json``. The peak is the best GFLOP/s over the sizes: what a
+``benchmarks/results/gemm-<host>-<simd>.json`` (``<simd>``: the kernels torch dispatches to on this
+CPU, e.g. avx2 or avx512; machines of one kind differ, and all of ours are called ``vm``). The peak is the best GFLOP/s over the sizes: what a
 dense, well-blocked GEMM reaches on this CPU; a training step that also runs small convolutions,
 attention on 16 tokens, normalisations and Python can only get a fraction of it
 (``bench_train_loop.py`` reports that fraction per study).
@@ -73,13 +74,14 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    out = {"host": platform.node(), "cpu": cpu_name(), "torch": torch.__version__,
+    simd = torch.backends.cpu.get_cpu_capability().lower()
+    out = {"host": platform.node(), "cpu": cpu_name(), "cpu_capability": simd, "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d %H:%M"), "threads": {}}
     for t in args.threads:
         out["threads"][str(t)] = gemm_peak(t, args.sizes)
         print(f"{t} thread(s): peak {out['threads'][str(t)]['peak_gflops']:.1f} GFLOP/s "
               f"{out['threads'][str(t)]['by_size']}", flush=True)
-    dest = REPO / "benchmarks" / "results" / f"gemm-{platform.node()}.json"
+    dest = REPO / "benchmarks" / "results" / f"gemm-{platform.node()}-{simd}.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(dest)
 

@@ -119,5 +119,13 @@ def test_verdict_diff_lists_changed_and_moved_claims(claims_file, tmp_path):
     assert "| `demo` | paper | `b.acc > a.acc` | ✅ reproduced | ➖ inconclusive | 0.2 → 0.02 | -4.2 |" in text
     assert "`b.acc > 0.9` | ❌ contradicted | ❌ contradicted | -0.2 → -0.3 | -2.3 |" in text
     assert "a.n == 80" not in text                                    # unchanged and unmoved: not listed
+    # a claim without spread (half-width 0) counts as moved only beyond float round-off
+    c4 = other_doc["claims"][3]
+    c4["ours"]["diff"] = 1e-15
+    write_json(other / "demo/mini/claims.json", other_doc)
+    assert "a.n == 80" not in verdict_diff(here, other, "mini")[0]
+    c4["ours"]["diff"] = 0.5
+    write_json(other / "demo/mini/claims.json", other_doc)
+    assert "`a.n == 80` | ✅ reproduced | ✅ reproduced | 0 → 0.5 | — |" in verdict_diff(here, other, "mini")[0]
     text_same, changed_same = verdict_diff(here, here, "mini")
     assert changed_same == 0 and "| `demo` | 3 | 3 | 0 | 0 |" in text_same and "Claims whose" not in text_same

@@ -15,6 +15,7 @@ import argparse
 import csv
 import html
 import io
+import math
 import os
 from pathlib import Path
 
@@ -339,10 +340,13 @@ def verdict_diff(here: Path, other: Path, scale: str) -> tuple[str, int]:
             both += 1
             d1, d2, hw = c["ours"].get("diff"), o["ours"].get("diff"), c["ours"].get("half_width_95") or 0.0
             if d1 is None or d2 is None or not hw:
-                shift = 0.0 if d1 == d2 else float("inf")
+                # a deterministic claim (no spread): only a change beyond float round-off counts
+                shift = None
+                far = not (d1 == d2 or (d1 is not None and d2 is not None
+                                        and math.isclose(d1, d2, rel_tol=1e-9, abs_tol=1e-12)))
             else:
                 shift = (d2 - d1) / hw
-            far = abs(shift) > 1
+                far = abs(shift) > 1
             moved += far
             if c["verdict"] == o["verdict"]:
                 same += 1
@@ -350,12 +354,13 @@ def verdict_diff(here: Path, other: Path, scale: str) -> tuple[str, int]:
                     continue
             changed_total += c["verdict"] != o["verdict"]
             rows_out.append(f"| `{study}` | {c['kind']} | `{c['comparison']}` | {SYMBOL[c['verdict']]} | "
-                            f"{SYMBOL[o['verdict']]} | {_num(d1)} → {_num(d2)} | {shift:+.1f} |")
+                            f"{SYMBOL[o['verdict']]} | {_num(d1)} → {_num(d2)} | {'—' if shift is None else f'{shift:+.1f}'} |")
         lines.append(f"| `{study}` | {both} | {same} | {both - same} | {moved} |")
     lines += ["", f"{changed_total} verdict(s) changed."]
     if rows_out:
         lines += ["", "Claims whose verdict changed or whose difference moved by more than one 95 % half-width "
-                      "(shift: the change of the difference over this side's half-width):", "",
+                      "(shift: the change of the difference over this side's half-width; — where the claim has no spread and the "
+                      "difference changed beyond float round-off):", "",
                   "| study | kind | claim | here | other | difference here → other | shift |",
                   "|---|---|---|---|---|---|---|", *rows_out]
     return "\n".join(lines) + "\n", changed_total
