@@ -1,6 +1,6 @@
 """The machine's fp32 matrix-multiply peak: the physical limit the training loops are compared to.
 
-    python benchmarks/bench_gemm.py [--sizes 256 512 1024 2048] [--threads 1 2]
+    python benchmarks/bench_gemm.py [--sizes 256 512 1024 2048] [--threads 1 2] [--out FILE]
 
 Times ``torch.mm`` of square fp32 matrices (2·n³ FLOPs each, the ``flop_counter`` convention)
 at 1 and 2 threads, best of several repeats after a warm-up, and writes
@@ -71,6 +71,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", type=Path, help="write here instead of benchmarks/results/gemm-<host>-<simd>.json "
+                                             "(a second machine with the same name and SIMD level)")
     args = ap.parse_args()
     import torch
 
@@ -81,7 +83,8 @@ def main() -> None:
         out["threads"][str(t)] = gemm_peak(t, args.sizes)
         print(f"{t} thread(s): peak {out['threads'][str(t)]['peak_gflops']:.1f} GFLOP/s "
               f"{out['threads'][str(t)]['by_size']}", flush=True)
-    dest = REPO / "benchmarks" / "results" / f"gemm-{platform.node()}-{simd}.json"
+    dest = args.out or REPO / "benchmarks" / "results" / f"gemm-{platform.node()}-{simd}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(dest)
 
