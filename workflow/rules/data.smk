@@ -15,10 +15,9 @@ rule data_generate:
     benchmark:
         bench_path(f"logs/data/{SCALE}/generate/{{dataset}}.log"),
     threads: 1
-    # Seconds each, and every study waits for its data. Snakemake's priorities do not pass
-    # upstream: without this, in a fresh-clone mini (2026-12-02) the priority-10 jobs of other
-    # studies kept lae's `classes` waiting until minute 98 of 124, so lae's 10-minute
-    # pretraining (the critical path) and its 45 jobs ran last: 3.3 idle core-minutes at the end.
+    # Seconds each, and every study waits for its data; Snakemake's priorities do not pass
+    # upstream, so without this the priority-10 jobs of other studies hold it back
+    # (docs/ARCHITECTURE.md, Per-job cost: "Data first").
     priority: 20
     conda:
         "../../envs/torch.yaml"
