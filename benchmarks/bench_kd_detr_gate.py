@@ -12,8 +12,10 @@ weights too (an ``arm`` run needs a teacher and an init checkpoint).
 
 These curves set budgets on quantities no claim tests: the teacher's AP and the
 teacher-student gap (the anchor law and the student's lr), and the step count of the arms,
-read off seed 0's ``kd_detr`` curve (past the distillation transient) before any arm
-difference is looked at. Run one or two at a time (1 thread each) on an otherwise idle
+read off seed 0's ``baseline`` curve (the undistilled student: not hopeless, not saturated)
+before any distillation arm is run. (Until 2026-12-02 the arms continued the whole init
+detector and the step count was read off the ``kd_detr`` curve's recovery from a
+distillation transient; ``kd_detr_gate-arm-*-1200.json`` are those curves.) Run one or two at a time (1 thread each) on an otherwise idle
 machine.
 """
 from __future__ import annotations
@@ -50,7 +52,7 @@ def main() -> None:
 
     from paperzoo.engine.seeding import seed_everything
     from paperzoo.data.sets import StepBatches
-    from paperzoo.engine.train import load_trained, train
+    from paperzoo.engine.train import train
     from paperzoo.studies.kd_detr import steps as kd
 
     block = load_block(REPO, "kd_detr", "mini", args.set)
@@ -69,7 +71,7 @@ def main() -> None:
         batch_seed, sched = seed + 50_000, {"schedule": "constant"}   # as steps.run_init
     if args.part == "arm":
         teacher = kd._load_frozen(block["teacher"]["model"], train_set.num_classes, args.teacher)
-        load_trained(model, args.init)
+        kd.load_init(model, args.init, o["init_load"])   # as steps.run_student: whole detector or backbone only
         loss_fn = kd.make_loss_fn(crit, weights, arm=kd.arm_from_config(block, args.arm), teacher=teacher,
                                   kd=kd.kd_from_config(block), seed=seed)
     else:

@@ -203,6 +203,36 @@ def test_teacher_and_student_receive_the_same_general_points(monkeypatch):
     assert not torch.allclose(calls[2]["general"], s_pts["general"])  # fresh next step
 
 
+def test_init_load_backbone_keeps_only_the_backbone(tmp_path):
+    """``student.init_load: backbone``: the init's backbone weights, every other tensor as the
+    run's seed built it; ``all``: the whole init; a backbone of another model is refused."""
+    from paperzoo.engine.checkpoint import save_checkpoint
+    from paperzoo.studies.kd_detr.recipe import load_init
+
+    torch.manual_seed(0)
+    init = create_model("test_detr_lite", num_classes=3)
+    with torch.no_grad():
+        for p in init.parameters():
+            p.add_(1.0)                                     # unlike any fresh draw
+    path = tmp_path / "init.pt"
+    save_checkpoint(path, {"model": init.state_dict(), "ema": None, "history": [], "steps": 1})
+    torch.manual_seed(1)
+    student = create_model("test_detr_lite", num_classes=3)
+    fresh = {k: v.clone() for k, v in student.state_dict().items()}
+    n = load_init(student, path, "backbone")
+    got, ref = student.state_dict(), init.state_dict()
+    assert n == sum(k.startswith("backbone.") for k in ref) > 0
+    for k, v in got.items():
+        torch.testing.assert_close(v, ref[k] if k.startswith("backbone.") else fresh[k], msg=k)
+    load_init(student, path, "all")
+    assert all(torch.equal(v, ref[k]) for k, v in student.state_dict().items())
+    other = create_model("detr_lite_tiny", num_classes=3)   # another backbone: refused, naming the file
+    with pytest.raises(ValueError, match="backbone tensors do not match"):
+        load_init(other, path, "backbone")
+    with pytest.raises(ValueError, match="init_load"):
+        steps.opt_from_config(_block(init_load="encoder"), "student")
+
+
 # --- end to end ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,47 @@ def arm_from_config(block: dict, arm: str) -> dict:
                                                ("naive", False))}
 
 
+INIT_LOADS = ("backbone", "all")
+
+
 def opt_from_config(block: dict, part: str) -> dict:
     """``kd_detr.<part>`` (teacher | student) + ``kd_detr.train`` → keyword arguments."""
     t, p = block["train"], block[part]
+    init_load = str(p.get("init_load", "all"))
+    if init_load not in INIT_LOADS:
+        raise ValueError(f"kd_detr.{part}.init_load: {init_load!r}; expected one of {INIT_LOADS} (backbone: the "
+                         "arms take only the init's backbone weights; all: the whole trained detector)")
     return {"model": str(p["model"]), "lr": float(p["lr"]), "steps": int(p["steps"]),
             "lr_backbone": None if p.get("lr_backbone") is None else float(p["lr_backbone"]),
-            "init_steps": int(p.get("init_steps", 0)), "batch_size": int(t["batch_size"]),
+            "init_steps": int(p.get("init_steps", 0)), "init_load": init_load, "batch_size": int(t["batch_size"]),
             "weight_decay": float(t["weight_decay"]), "clip_grad": float(t["clip_grad"]),
             "warmup": int(t["warmup"]), "schedule": str(t["schedule"]), "drop_at": float(t["drop_at"]),
             "loss_weights": {k: float(v) for k, v in t["loss_weights"].items()},
             "matcher": {k: float(v) for k, v in t["matcher_costs"].items()}}
+
+
+def load_init(model, checkpoint, how: str) -> int:
+    """Start ``model`` (a student) from the init ``checkpoint``: ``how="all"`` loads the whole
+    trained detector; ``how="backbone"`` loads only the ``backbone.*`` weights (every one of them,
+    strictly) and leaves the transformer, heads and anchors as the seed built them, as the paper's
+    student puts an ImageNet-pretrained ResNet under a freshly initialised DAB-DETR. Returns the
+    number of tensors loaded."""
+    from paperzoo.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)["model"]
+    if how == "all":
+        model.load_state_dict(state)
+        return len(state)
+    if how != "backbone":
+        raise ValueError(f"kd_detr init_load {how!r}; expected one of {INIT_LOADS}")
+    own = {k for k in model.state_dict() if k.startswith("backbone.")}
+    got = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    if set(got) != own:
+        raise ValueError(f"kd_detr init {checkpoint}: its backbone tensors do not match the student's "
+                         f"(missing {sorted(own - set(got))[:3]}, unexpected {sorted(set(got) - own)[:3]}); "
+                         "was it trained with another student.model?")
+    model.load_state_dict(got, strict=False)
+    return len(got)
 
 
 TEACHER_ANCHOR_SEED = 1_000_003   # anchor_seed = offset + seed: teacher and student anchors independent
@@ -128,8 +159,15 @@ def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None =
                    "single-scale DAB-style DETR-lite modules, not the official DAB-DETR code")
     if init_steps:
         shared = "one initialisation shared by every seed" if init_seed is not None else "a per-seed initialisation"
-        out.append(f"student starts from {shared} ({init_steps} steps of plain Hungarian training, identical "
-                   "for every arm): the miniature stand-in for the paper's ImageNet-pretrained student backbone")
+        if o.get("init_load", "all") == "backbone":
+            out.append(f"student backbone from {shared} ({init_steps} steps of plain Hungarian training of the whole "
+                       "student; only its backbone weights are kept, the transformer, heads and anchors start "
+                       "fresh from the run's seed): the miniature stand-in for the paper's ImageNet-pretrained "
+                       "ResNet-18 under a randomly initialised DAB-DETR")
+        else:
+            out.append(f"student starts from {shared} ({init_steps} steps of plain Hungarian training of the whole "
+                       "detector, identical for every arm): the miniature stand-in for the paper's "
+                       "ImageNet-pretrained student backbone")
     if block is not None:
         if dataset != "coco" and "student" in block:   # the teacher step's block has no student
             t, st = block["teacher"]["model"], block["student"]["model"]
@@ -144,7 +182,7 @@ def deviations(o: dict, scale: str, init_steps: int = 0, init_seed: int | None =
             out.append("models' anchors start on a fixed grid while general points are N(mean, std) draws: the "
                        "general points are then out of the anchors' distribution (official: one N(0, 1) law)")
         out.append(f"the teacher is trained once (seed {block['teacher'].get('seed', 0)}) and shared by every seed; "
-                   "seeds vary the student's anchors, initialisation and data order")
+                   "seeds vary the student's anchors, transformer initialisation and data order")
         out.append(f"general points per step: {block['kd']['num_general']} for 16 detection queries (official 300 "
                    "for 300, the same 1:1 ratio)")
     return out

@@ -12,9 +12,10 @@ Steps (outputs written atomically; training resumable from ``<checkpoint>.partia
               With ``teacher.weights_url`` set (paper scale) it refuses to run unless the
               URL's checksum is confirmed or ``--allow-unverified`` is given (TODO: fetch).
 * ``init``    --seed K --data-dir D --checkpoint init/seedK.pt
-              Shared student initialisation of seed K: ``student.init_steps`` of plain
-              Hungarian training (a recorded deviation: the miniature analogue of the paper's
-              ImageNet-pretrained student backbone; every arm of seed K starts from it).
+              Student initialisation K: ``student.init_steps`` of plain Hungarian training
+              (a recorded deviation: the miniature analogue of the paper's ImageNet-pretrained
+              student backbone). ``student.init_seed`` set: one init shared by every seed;
+              ``student.init_load: backbone``: the arms keep only its backbone weights.
 * ``student`` --arm A --seed K --data-dir D --teacher T.pt --init init/seedK.pt
               --checkpoint C.pt --out runs/A/seedK/metrics.json
               ``student.steps`` more steps of arm A; metrics ``AP``, ``AP50``, ``AP75``,
@@ -40,6 +41,7 @@ from .recipe import (  # noqa: F401  (re-exported: the recipe is part of this mo
     build_arm_model,
     deviations,
     eval_from_config,
+    load_init,
     kd_from_config,
     load_data,
     optim_kwargs,
@@ -158,7 +160,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     teacher = _load_frozen(block["teacher"]["model"], train_set.num_classes, teacher_checkpoint)
     model = build_arm_model(block, "student", train_set.num_classes, seed)
     if o["init_steps"]:
-        load_trained(model, init)
+        load_init(model, init, o["init_load"])
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
     t1 = time.perf_counter()
