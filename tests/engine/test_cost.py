@@ -1,5 +1,6 @@
 """engine.cost: benchmark files summed per study and rule, NaN-safe, written atomically."""
 import math
+import os
 
 import pytest
 
@@ -151,3 +152,33 @@ def test_compare_ledgers_ratio_per_study_over_jobs_both_measured(tmp_path, capsy
     assert "| `a` | 1 | 0.5 | 0.3 | 1.50 |" in (out / "machine_ratio.md").read_text()
     with pytest.raises(SystemExit, match="no such file"):
         cost.main(["--logs", str(logs), "--out", str(out), "--fresh", "--against", str(tmp_path / "missing.csv")])
+
+
+def test_merged_runs_span_is_the_sum_of_each_runs_span_and_replace_drops_a_study(tmp_path):
+    """A ledger merged from two runs a day apart does not count the day as idle time, and
+    --replace drops a study's old jobs (a job the changed DAG no longer has) before merging."""
+    assert cost.runs_span([(0.0, 10.0), (5.0, 20.0), (1000.0, 1030.0)]) == (50.0, 2)
+    assert cost.runs_span([(0.0, 10.0), (200.0, 210.0)]) == (210.0, 1)      # a gap under 5 min: one run
+    assert cost.runs_span([]) == (0.0, 0)
+    # a study interleaved with others inside one run keeps one span: first start to last end
+    windows = cost.run_windows([(0.0, 10.0), (8.0, 400.0), (390.0, 800.0)])
+    assert windows == [(0.0, 800.0)] and cost.runs_span([(0.0, 10.0), (390.0, 800.0)], windows) == (800.0, 1)
+    first, second, out = tmp_path / "logs1", tmp_path / "logs2", tmp_path / "out"
+    _bench(first, "a", "init", "seed1", 10.0, 9.0, 100.0)
+    _bench(first, "a", "train", "x_seed0", 10.0, 9.0, 100.0)
+    _bench(first, "b", "teacher", "log", 5.0, 4.0, 80.0)
+    cost.main(["--logs", str(first), "--out", str(out)])
+    _bench(second, "a", "train", "x_seed0", 12.0, 11.0, 110.0)
+    day = 86400.0
+    for p in second.rglob("*.benchmark.tsv"):
+        st = p.stat()
+        os.utime(p, (st.st_atime + day, st.st_mtime + day))
+    with pytest.raises(SystemExit, match="--replace c: no benchmark files"):
+        cost.main(["--logs", str(second), "--out", str(out), "--replace", "c"])
+    cost.main(["--logs", str(second), "--out", str(out), "--replace", "a"])
+    recs = cost.read_ledger(out / "cost_jobs.csv")
+    assert sorted((r["study"], r["job"]) for r in recs) == [("a", "x_seed0"), ("b", "log")]
+    studies, _ = cost.summarise(recs)
+    md = cost.markdown(studies, [], "mini")
+    allrow = next(line for line in md.splitlines() if line.startswith("| **all**"))
+    assert "(2 runs)" in allrow and float(allrow.split("|")[5].split()[0]) < 60.0

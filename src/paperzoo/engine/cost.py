@@ -15,7 +15,9 @@ job's processes), ``max_rss`` (MB). This module sums them per study and rule and
 
 Every job's record also goes to ``cost_jobs.csv`` (the ledger, committed with the report): a
 later run merges its benchmark files into it, a rerun job replacing its old record, so a table
-built after rerunning one study still covers the others (``--fresh``: the logs alone).
+built after rerunning one study still covers the others (``--fresh``: the logs alone;
+``--replace STUDY``: that study's old records go, for a study whose DAG changed). Runs in a
+merged ledger are told apart by gaps of five minutes with no job (``runs_span``).
 
 ``--critical-path`` adds the DAG's critical path: the jobs of ``snakemake -n --forceall`` at the
 scale (inputs, outputs, benchmark file), each weighted by its measured wall seconds, and the
@@ -41,6 +43,7 @@ from pathlib import Path
 from .io import atomic_path
 
 COLUMNS = ("s", "cpu_time", "max_rss")
+RUN_GAP_S = 300.0    # no job running for this long separates two runs in a merged ledger
 
 
 def read_benchmark(path: Path) -> dict[str, float]:
@@ -143,6 +146,38 @@ def _nan_max(xs) -> float:
     return max(xs) if xs else float("nan")
 
 
+def run_windows(intervals: list[tuple[float, float]], gap_s: float = RUN_GAP_S) -> list[tuple[float, float]]:
+    """The runs in a merged ledger (a study rerun the next day): job ``(start, end)``
+    intervals split where no job ran for ``gap_s`` or more; one ``(first start, last end)``
+    per run."""
+    runs: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if runs and a <= runs[-1][1] + gap_s:
+            runs[-1][1] = max(runs[-1][1], b)
+        else:
+            runs.append([a, b])
+    return [(a, b) for a, b in runs]
+
+
+def runs_span(intervals: list[tuple[float, float]], windows: list[tuple[float, float]] | None = None
+              ) -> tuple[float, int]:
+    """(span seconds, number of runs) of job intervals: per run window (default: the
+    intervals' own, ``run_windows``), the first of its jobs' starts to the last end, summed,
+    so the hours between two runs do not count as idle time."""
+    windows = run_windows(intervals) if windows is None else windows
+    span, runs = 0.0, 0
+    for lo, hi in windows:
+        inside = [(a, b) for a, b in intervals if lo <= a and b <= hi]
+        if inside:
+            span += max(b for _, b in inside) - min(a for a, _ in inside)
+            runs += 1
+    return span, runs
+
+
+def _intervals(rs: list[dict]) -> list[tuple[float, float]]:
+    return [(r["mtime"] - (r["s"] if r["s"] == r["s"] else 0.0), r["mtime"]) for r in rs]
+
+
 def summarise(recs: list[dict]) -> tuple[list[dict], list[dict]]:
     """(per-study rows, per-rule rows), each with jobs, wall_s, cpu_s, max_rss_mb and the
     longest job."""
@@ -152,17 +187,18 @@ def summarise(recs: list[dict]) -> tuple[list[dict], list[dict]]:
             out.setdefault(keyf(r), []).append(r)
         return out
 
+    windows = run_windows(_intervals(recs))
     studies = []
     for study, rs in sorted(group(lambda r: r["study"]).items()):
         longest = max(rs, key=lambda r: r["s"] if r["s"] == r["s"] else -1)
         wall = _nan_sum(r["s"] for r in rs)
-        start = min(r["mtime"] - (r["s"] if r["s"] == r["s"] else 0.0) for r in rs)
-        span = max(r["mtime"] for r in rs) - start
+        span, runs = runs_span(_intervals(rs), windows)
         studies.append({"study": study, "jobs": len(rs), "wall_s": wall,
                         "cpu_s": _nan_sum(r["cpu_time"] for r in rs), "max_rss_mb": _nan_max(r["max_rss"] for r in rs),
                         "longest_job": f"{longest['rule']}/{longest['job']}", "longest_s": longest["s"],
                         "first": min(r["mtime"] for r in rs), "last": max(r["mtime"] for r in rs),
-                        "span_s": span, "busy": wall / span if span > 0 else float("nan")})
+                        "span_s": span, "runs": runs, "intervals": _intervals(rs),
+                        "busy": wall / span if span > 0 else float("nan")})
     rules = []
     for (study, rule), rs in sorted(group(lambda r: (r["study"], r["rule"])).items()):
         wall = _nan_sum(r["s"] for r in rs)
@@ -175,6 +211,10 @@ def _day(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
 
 
+def _span_cell(span_s: float, runs: int) -> str:
+    return f"{span_s / 60:.1f}" + (f" ({runs} runs)" if runs > 1 else "")
+
+
 def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
     lines = [f"Job costs at scale `{scale}` from Snakemake's benchmark files (sums over jobs; jobs run in parallel, "
              "so a study's wall on n cores is about max(longest job, sum / n)).", "",
@@ -183,16 +223,17 @@ def markdown(studies: list[dict], rules: list[dict], scale: str) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for s in studies:
         lines.append(f"| `{s['study']}` | {s['jobs']} | {s['wall_s'] / 60:.1f} | {s['cpu_s'] / 60:.1f} | "
-                     f"{s['span_s'] / 60:.1f} | {s['busy']:.2f} | {s['max_rss_mb'] / 1024:.2f} | "
+                     f"{_span_cell(s['span_s'], s['runs'])} | {s['busy']:.2f} | {s['max_rss_mb'] / 1024:.2f} | "
                      f"{s['longest_job']} ({s['longest_s']:.0f}) | {_day(s['first'])} – {_day(s['last'])} |")
     tot_w, tot_c = sum(s["wall_s"] for s in studies), sum(s["cpu_s"] for s in studies)
-    start = min(s["last"] - s["span_s"] for s in studies) if studies else 0.0
-    span = max(s["last"] for s in studies) - start if studies else 0.0
+    span, runs = runs_span([iv for s in studies for iv in s["intervals"]])
     busy = f"{tot_w / span:.2f}" if span > 0 else ""
     lines += [f"| **all** | {sum(s['jobs'] for s in studies)} | {tot_w / 60:.1f} | {tot_c / 60:.1f} | "
-              f"{span / 60:.1f} | {busy} | | | |", "",
+              f"{_span_cell(span, runs)} | {busy} | | | |", "",
               "span: first job start to last job end of the study (its wall clock if it ran alone; studies "
-              "run together overlap); jobs running: Σ job wall / span, at most the cores (2 here), so "
+              f"run together overlap); where the ledger merges several runs (no job for {RUN_GAP_S / 60:.0f} "
+              "minutes or more between them) it is the sum of the runs' spans and says how many; "
+              "jobs running: Σ job wall / span, at most the cores (2 here), so "
               "cores − jobs running is the mean idle cores. CPU ≥: a lower bound, not the CPU time: Snakemake's "
               "benchmark samples a job's CPU seconds every second for its first 30 s and every 30 s after, and "
               "what a job uses after its last sample is not counted (a 37 s job at 100 % CPU was recorded as "
@@ -368,11 +409,19 @@ def main(argv: list[str] | None = None) -> None:
                          "machine_ratio.md")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
+    ap.add_argument("--replace", action="append", metavar="STUDY", default=[],
+                    help="drop the ledger's jobs of this study before merging (repeatable): after a study's DAG "
+                         "changed, jobs it no longer has would otherwise stay")
     args = ap.parse_args(argv)
     out = args.out or Path("results") / "report" / args.scale
     recs = collect(args.logs, args.scale)
+    missing = sorted(set(args.replace) - {r["study"] for r in recs})
+    if missing:
+        raise SystemExit(f"--replace {', '.join(missing)}: no benchmark files of it under {args.logs}/<study>/"
+                         f"{args.scale}/ (replacing would drop its jobs and add none)")
     if not args.fresh:
-        recs = merge(read_ledger(out / "cost_jobs.csv"), recs)
+        kept = [r for r in read_ledger(out / "cost_jobs.csv") if r["study"] not in args.replace]
+        recs = merge(kept, recs)
     if args.study:
         recs = [r for r in recs if r["study"] in args.study]
     if not recs:
