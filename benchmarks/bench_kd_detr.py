@@ -6,7 +6,10 @@ Times ``--steps`` optimizer steps of each arm of the ``kd_detr`` config (mini sc
 DETR-lite student at batch 16 on 64-px ``shapes_easy`` images, the DETR-lite teacher for
 the distillation targets) through ``engine.train``, after 3 untimed warm-up steps, and
 writes images/s and ms/step per arm plus the ratio to the plain student step to
-``benchmarks/results/kd_detr.json``. Weights are untrained: the cost of a step does not
+``benchmarks/results/kd_detr.json``. ``teacher_ms_per_step`` is the teacher's share: its
+no-grad forward alone on the same batches and points (the fused own + general pass of the
+arms with general points, the plain pass otherwise), i.e. what a per-seed cache of the
+teacher's outputs would save (they depend only on the seed and the step). Weights are untrained: the cost of a step does not
 depend on them. Data: a small ``shapes_easy`` split generated into a temporary folder.
 Take the numbers on an idle machine (the load average is recorded).
 """
@@ -28,6 +31,24 @@ from paperzoo.engine.io import read_yaml, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "kd_detr.json"
+
+
+def _teacher_ms(teacher, batches, arm: dict, kdc: dict, steps: int) -> float:
+    """ms per step of the teacher's no-grad forward as the arm's loss calls it (0 for no KD)."""
+    from paperzoo.studies.kd_detr.sampling import forward_with_points, general_points
+
+    if not (arm["general"] or arm["specific"] or arm["naive"]):
+        return 0.0
+    t = 0.0
+    with torch.no_grad():
+        for step in range(3, 3 + steps):
+            images, _, _ = batches(step)
+            pts = ({"general": general_points(kdc["num_general"], 0, step, kdc["general_mean"], kdc["general_std"])}
+                   if arm["general"] else {})
+            t0 = time.perf_counter()
+            forward_with_points(teacher, images, pts)
+            t += time.perf_counter() - t0
+    return 1e3 * t / steps
 
 
 def main() -> None:
@@ -65,7 +86,9 @@ def main() -> None:
             t0 = time.perf_counter()
             train(student, loss_fn, batches, steps=args.steps, lr=o["lr"], clip_grad=o["clip_grad"], progress=False)
             ms = 1e3 * (time.perf_counter() - t0) / args.steps
-            res[arm] = {"ms_per_step": round(ms, 2), "img_per_s": round(o["batch_size"] * 1e3 / ms, 1)}
+            res[arm] = {"ms_per_step": round(ms, 2), "img_per_s": round(o["batch_size"] * 1e3 / ms, 1),
+                        "teacher_ms_per_step": round(_teacher_ms(teacher, batches, kd.arm_from_config(block, arm),
+                                                                 kdc, args.steps), 2)}
             print(arm, res[arm], flush=True)
     base = res["baseline"]["ms_per_step"]
     for r in res.values():
