@@ -29,7 +29,7 @@ def _block(**student) -> dict:
                       "matcher_costs": {"cls": 2.0, "bbox": 5.0, "giou": 2.0}},
             "anchors": {"init": "normal", "mean": 0.0, "std": 1.0},
             "kd": {"temperature": 10.0, "num_general": 4, "weights": {"cls": 1.0, "bbox": 5.0, "giou": 2.0},
-                   "naive_weights": {"cls": 10.0, "bbox": 1.0}},
+                   "naive_weights": {"cls": 10.0, "bbox": 1.0}, "teacher_cache": True},
             "eval": {"n_val": 8, "top_k": 100, "area_rule": "scaled", "n_diag": 4},
             "arms": ARMS}
 
@@ -389,3 +389,31 @@ def test_cls_norm_weight_divides_the_summed_kl_by_the_weight_sum():
     torch.testing.assert_close(normed["bbox"], summed["bbox"])
     with pytest.raises(ValueError, match="cls_norm"):
         losses.point_loss(s, t, w, 10.0, "mean")
+
+
+def test_teacher_targets_reproduce_the_inline_teacher_bit_for_bit(tiny):
+    """``kd.teacher_cache``: the seed's stored teacher outputs give every distilling arm the
+    same metrics as running the teacher inside its loss (both passes: fused with general
+    points, plain without); a file of another seed or too few steps is refused by name."""
+    from paperzoo.studies.kd_detr import teacher_cache
+
+    root, block = tiny["root"], tiny["block"]
+    assert teacher_cache.passes_needed(ARMS) == ["fused", "plain"]
+    assert teacher_cache.passes_needed({"a": {"general": True}, "b": {}}) == ["fused"]
+    targets = root / "targets" / "seed0.pt"
+    steps.run_teacher_targets(block, scale="tiny", seed=0, data_dir=root / "data", teacher_checkpoint=root / "teacher.pt",
+                              out=targets, progress=False)
+    for arm in ("naive_kd", "general_frw", "specific", "kd_detr"):
+        out = root / "cached" / arm / "metrics.json"
+        steps.run_student(block, scale="tiny", arm=arm, seed=0, data_dir=root / "data",
+                          teacher_checkpoint=root / "teacher.pt", init=root / "init.pt",
+                          checkpoint=root / "cached" / arm / "model.pt", out=out, teacher_metrics=root / "teacher.json",
+                          teacher_targets=targets, progress=False)
+        got = json.loads(out.read_text())["metrics"]
+        ref = json.loads(tiny["runs"][arm].read_text())["metrics"]
+        got.pop("train_img_per_s"), ref.pop("train_img_per_s")
+        assert got == ref, arm
+    with pytest.raises(ValueError, match="seed0.pt: teacher targets of seed 0 .* needs seed 1"):
+        teacher_cache.TeacherTargets(targets, seed=1, steps=block["student"]["steps"])
+    with pytest.raises(ValueError, match="needs seed 0 and 99 steps"):
+        teacher_cache.TeacherTargets(targets, seed=0, steps=99)

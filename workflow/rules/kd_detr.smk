@@ -15,6 +15,10 @@ KD_DATA = (
 # one shared student init for every seed (the paper's one pretrained backbone), or one per seed
 KD_INIT_SEED = config[KD]["student"]["init_seed"] if is_enabled(KD) else None
 KD_FIGS = ["table_sampling_ablation", "fig_ap_per_arm", "fig_consistency"]
+# the teacher's outputs stored once per seed for every KD arm (studies/kd_detr/teacher_cache.py)
+KD_CACHE = bool(config[KD]["kd"]["teacher_cache"]) if is_enabled(KD) else False
+KD_DISTILS = {a: bool(v.get("general") or v.get("specific") or v.get("naive"))
+              for a, v in (config[KD]["arms"].items() if is_enabled(KD) else [])}
 
 if is_enabled(KD):
     register(
@@ -76,8 +80,41 @@ rule kd_detr_init:
         " --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir} --checkpoint {output} > {log} 2>&1"
 
 
+rule kd_detr_teacher_targets:
+    input:
+        data=KD_DATA,
+        teacher=res(KD, "teacher/model.pt"),
+    output:
+        res(KD, "teacher_targets/seed{seed}.pt"),
+    params:
+        cfg=lambda w: get_block(KD),
+        scale=SCALE,
+        data_dir=lambda w, input: os.path.dirname(input.data),
+    log:
+        log_path(KD, "teacher_targets", "seed{seed}"),
+    benchmark:
+        bench_path(log_path(KD, "teacher_targets", "seed{seed}")),
+    threads: 1
+    priority: 10  # every KD arm of the seed waits for it
+    resources:
+        gpu=1 if SCALE == "paper" else 0,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m paperzoo.studies.kd_detr.steps teacher_targets --params {params.cfg:q} --scale {params.scale}"
+        " --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir} --teacher {input.teacher}"
+        " --out {output} > {log} 2>&1"
+
+
+def kd_targets(w):
+    """The seed's stored teacher outputs, for a distilling arm when the cache is on."""
+    return {"targets": res(KD, f"teacher_targets/seed{w.seed}.pt")} if KD_CACHE and KD_DISTILS[w.arm] else {}
+
+
 rule kd_detr_student:
     input:
+        unpack(kd_targets),
         data=KD_DATA,
         teacher=res(KD, "teacher/model.pt"),
         teacher_metrics=res(KD, "teacher/metrics.json"),
@@ -89,6 +126,7 @@ rule kd_detr_student:
         cfg=lambda w: get_block(KD),
         scale=SCALE,
         data_dir=lambda w, input: os.path.dirname(input.data),
+        targets=lambda w, input: f"--teacher-targets {input.targets}" if getattr(input, "targets", None) else "",
     wildcard_constraints:
         arm="|".join(KD_ARMS) if KD_ARMS else "NONE",
     log:
@@ -105,7 +143,7 @@ rule kd_detr_student:
         "python -m paperzoo.studies.kd_detr.steps student --params {params.cfg:q} --scale {params.scale}"
         " --arm {wildcards.arm} --seed {wildcards.seed} --threads {threads} --data-dir {params.data_dir}"
         " --teacher {input.teacher} --teacher-metrics {input.teacher_metrics} --init {input.init}"
-        " --checkpoint {output.checkpoint} --out {output.metrics} > {log} 2>&1"
+        " {params.targets} --checkpoint {output.checkpoint} --out {output.metrics} > {log} 2>&1"
 
 
 rule kd_detr_figures:

@@ -104,6 +104,7 @@ def kd_from_config(block: dict) -> dict:
             "naive_weights": {n: float(nw[n]) for n in ("cls", "bbox")},
             # official "sum"; "weight" (KL / sum w) only as a diagnostic (bench_kd_detr_gate --set kd.cls_norm=weight)
             "cls_norm": str(k.get("cls_norm", "sum")),
+            "teacher_cache": bool(k.get("teacher_cache", False)),
             "general_mean": law["anchor_mean"], "general_std": law["anchor_std"]}
 
 

@@ -16,7 +16,11 @@ Steps (outputs written atomically; training resumable from ``<checkpoint>.partia
               (a recorded deviation: the miniature analogue of the paper's ImageNet-pretrained
               student backbone). ``student.init_seed`` set: one init shared by every seed;
               ``student.init_load: backbone``: the arms keep only its backbone weights.
+* ``teacher_targets`` --seed K --data-dir D --teacher T.pt --out teacher_targets/seedK.pt
+              The teacher's outputs at every student step of seed K, stored once for all its
+              KD arms (``teacher_cache.py``; with ``kd.teacher_cache: true``).
 * ``student`` --arm A --seed K --data-dir D --teacher T.pt --init init/seedK.pt
+              [--teacher-targets teacher_targets/seedK.pt]
               --checkpoint C.pt --out runs/A/seedK/metrics.json
               ``student.steps`` more steps of arm A; metrics ``AP``, ``AP50``, ``AP75``,
               ``AR100`` (fractions, val split), the consistency diagnostic ``diag_*``
@@ -143,11 +147,31 @@ def run_init(block: dict, *, scale: str, seed: int, data_dir, checkpoint, thread
           progress=progress, desc=f"kd_detr init seed{seed}")
 
 
+def run_teacher_targets(block: dict, *, scale: str, seed: int, data_dir, teacher_checkpoint, out,
+                        threads: int = 1, progress: bool = True) -> Path:
+    """The teacher's outputs for every step of seed ``seed``'s student runs, once for all
+    its KD arms (``teacher_cache``; ``kd_detr.kd.teacher_cache``)."""
+    from paperzoo.data.sets import StepBatches
+
+    from . import teacher_cache
+
+    ev, train_set, val, mean, std = _setup(block, data_dir, seed, threads)
+    o, kd = opt_from_config(block, "student"), kd_from_config(block)
+    teacher = _load_frozen(block["teacher"]["model"], train_set.num_classes, teacher_checkpoint)
+    arms = {a: arm_from_config(block, a) for a in block["arms"]}
+    targets = teacher_cache.build(teacher, StepBatches(train_set, o["batch_size"], seed, mean, std),
+                                  steps=o["steps"], seed=seed, kd=kd, passes=teacher_cache.passes_needed(arms),
+                                  progress=progress)
+    teacher_cache.save(targets, out)
+    return Path(out)
+
+
 def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teacher_checkpoint, init, checkpoint,
-                out, teacher_metrics=None, threads: int = 1, progress: bool = True) -> dict:
+                out, teacher_metrics=None, teacher_targets=None, threads: int = 1, progress: bool = True) -> dict:
     """Train arm ``arm`` of seed ``seed`` from its seed's init, evaluate, write metrics
     (``teacher_metrics``: the teacher's metrics.json; its AP is copied as ``teacher_AP`` so
-    the teacher-beats-student precondition can be judged per seed)."""
+    the teacher-beats-student precondition can be judged per seed; ``teacher_targets``: the
+    seed's stored teacher outputs, read instead of running the teacher in the loss)."""
     from paperzoo.data.sets import StepBatches
     from paperzoo.engine.train import load_trained, train
 
@@ -162,7 +186,12 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
     if o["init_steps"]:
         load_init(model, init, o["init_load"])
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
-    loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed)
+    cached = None
+    if teacher_targets is not None and (a["general"] or a["specific"] or a["naive"]):
+        from .teacher_cache import TeacherTargets
+
+        cached = TeacherTargets(teacher_targets, seed=seed, steps=o["steps"])
+    loss_fn = make_loss_fn(crit, weights, arm=a, teacher=teacher, kd=kd, seed=seed, teacher_targets=cached)
     t1 = time.perf_counter()
     train(model, loss_fn, StepBatches(train_set, o["batch_size"], seed, mean, std), steps=o["steps"],
           final=checkpoint, **optim_kwargs(model, o), progress=progress, desc=f"kd_detr {arm} seed{seed}")
@@ -204,19 +233,22 @@ def run_figures(block: dict, *, scale: str, metrics, teacher_metrics, outdir) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = study_parser(__doc__, ("teacher", "init", "student", "figures"))
+    ap = study_parser(__doc__, ("teacher", "init", "teacher_targets", "student", "figures"))
     ap.add_argument("--arm")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--checkpoint", type=Path)
     ap.add_argument("--teacher", type=Path, help="teacher checkpoint (student)")
     ap.add_argument("--init", type=Path, help="shared student init checkpoint (student)")
+    ap.add_argument("--teacher-targets", type=Path,
+                    help="the seed's stored teacher outputs (student; written by the teacher_targets step)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--metrics", type=Path)
     ap.add_argument("--teacher-metrics", type=Path)
     ap.add_argument("--outdir", type=Path)
     ap.add_argument("--allow-unverified", action="store_true")
     need = {"teacher": ["data_dir", "checkpoint", "out"], "init": ["data_dir", "checkpoint"],
+            "teacher_targets": ["data_dir", "teacher", "out"],
             "student": ["arm", "data_dir", "teacher", "init", "checkpoint", "out"],
             "figures": ["metrics", "teacher_metrics", "outdir"]}
     args, block = parse_step(ap, argv, need)
@@ -226,10 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "init":
         run_init(block, scale=args.scale, seed=args.seed, data_dir=args.data_dir, checkpoint=args.checkpoint,
                  threads=args.threads)
+    elif args.step == "teacher_targets":
+        run_teacher_targets(block, scale=args.scale, seed=args.seed, data_dir=args.data_dir,
+                            teacher_checkpoint=args.teacher, out=args.out, threads=args.threads)
     elif args.step == "student":
         run_student(block, scale=args.scale, arm=args.arm, seed=args.seed, data_dir=args.data_dir,
                     teacher_checkpoint=args.teacher, init=args.init, checkpoint=args.checkpoint, out=args.out,
-                    teacher_metrics=args.teacher_metrics, threads=args.threads)
+                    teacher_metrics=args.teacher_metrics, teacher_targets=args.teacher_targets, threads=args.threads)
     else:
         run_figures(block, scale=args.scale, metrics=args.metrics, teacher_metrics=args.teacher_metrics,
                     outdir=args.outdir)

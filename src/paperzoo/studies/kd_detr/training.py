@@ -16,18 +16,19 @@ def make_criterion(o: dict, num_classes: int, num_decoder_layers: int):
 
 
 def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=None, kd: dict | None = None,
-                 seed: int = 0, matcher=None):
+                 seed: int = 0, matcher=None, teacher_targets=None):
     """``loss_fn(model, (images, targets, step))`` → (loss, parts): the Hungarian loss plus, for a
     distillation arm, ``loss_kd_<set>_<cls|bbox|giou>`` of each point set (``general``,
     ``specific``; coefficients ``kd["weights"]``) or ``loss_kd_naive_<cls|bbox>`` of the
     GT-matched own queries (``naive``; coefficients ``kd["naive_weights"]``). ``matcher``:
-    the Hungarian matcher of the naive KD's GT matching (default: the criterion's)."""
-    import torch
-
+    the Hungarian matcher of the naive KD's GT matching (default: the criterion's).
+    ``teacher_targets``: a ``teacher_cache.TeacherTargets`` of this seed; the teacher's
+    outputs are read from it instead of computed (the same tensors, bit for bit)."""
     from paperzoo.layers.criterion import weighted_loss
 
     from .losses import distill_points, naive_kd_loss
     from .sampling import forward_with_points, general_points, specific_points
+    from .teacher_cache import teacher_pass
 
     arm = arm or {"general": False, "specific": False, "frw": True, "naive": False}
     distil = arm["general"] or arm["specific"] or arm["naive"]
@@ -45,9 +46,10 @@ def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=N
         loss = weighted_loss(parts, weights)
         if not distil:
             return loss, parts
-        with torch.no_grad():
-            t_own, t_extra = forward_with_points(teacher, images,
-                                                 {"general": points["general"]} if arm["general"] else {})
+        if teacher_targets is not None:
+            t_own, t_extra = teacher_targets(step, arm["general"])
+        else:
+            t_own, t_extra = teacher_pass(teacher, images, points["general"] if arm["general"] else None)
         sets = {}
         if arm["general"]:
             sets["general"] = distill_points(extra["general"], t_extra["general"], temperature=kd["temperature"],
