@@ -116,10 +116,17 @@ def plan_kd_detr(block: dict, data: dict | None = None) -> list[Job]:
     if int(s.get("init_steps", 0)):
         jobs.append(Job("kd_detr", "kd_detr_init", 1 if s.get("init_seed") is not None else seeds,
                         int(s["init_steps"]), int(tr["batch_size"]), size, s["model"], student))
+    cached = bool(block["kd"].get("teacher_cache", False))
+    if cached:    # the teacher's outputs once per seed, forward only: one pass per stored pass (fused, plain)
+        from paperzoo.studies.kd_detr.teacher_cache import passes_needed
+
+        jobs.append(Job("kd_detr", "kd_detr_teacher_targets", seeds, int(s["steps"]), int(tr["batch_size"]), size,
+                        t["model"], teacher, passes=float(len(passes_needed(block["arms"])))))
     for arm, a in block["arms"].items():      # the baseline (no distillation points) runs no teacher
+        inline = bool(a) and not cached       # with the cache, KD arms read the teacher's outputs
         jobs.append(Job("kd_detr", "kd_detr_student", seeds, int(s["steps"]), int(tr["batch_size"]), size,
-                        s["model"], student, arm=arm, extra=t["model"] if a else None,
-                        extra_build=teacher if a else None))
+                        s["model"], student, arm=arm, extra=t["model"] if inline else None,
+                        extra_build=teacher if inline else None))
     return jobs
 
 

@@ -1,6 +1,7 @@
 # kd_detr — KD-DETR: distillation through consistent distillation points (arXiv 2211.08071).
-# teacher (once, shared) → shared student init (once, or per seed) → per arm × seed: student (KD arm,
-# COCO eval, consistency diagnostic) → aggregate → claims → figures.
+# teacher (once, shared) → shared student init (once, or per seed) → per seed: the teacher's outputs
+# at every student step (kd.teacher_cache) → per arm × seed: student (KD arm, COCO eval, consistency
+# diagnostic) → aggregate → claims → figures.
 # Data: procedural `shapes` variant (config kd_detr.dataset) at tiny/mini, COCO 2017 at paper.
 
 KD = "kd_detr"
