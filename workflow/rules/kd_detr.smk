@@ -86,7 +86,9 @@ rule kd_detr_teacher_targets:
         data=KD_DATA,
         teacher=res(KD, "teacher/model.pt"),
     output:
-        res(KD, "teacher_targets/seed{seed}.pt"),
+        # temp: deleted once every arm of the seed has read it (74 MB per seed at mini); a finished
+        # arm does not need it again, so a clone restored with `dvc pull` does not rebuild it
+        temp(res(KD, "teacher_targets/seed{seed}.pt")),
     params:
         cfg=lambda w: get_block(KD),
         scale=SCALE,
