@@ -17,8 +17,9 @@ call, group-wise self-attention) equals the plain pass only up to float rounding
 
 Per pass and point set: ``pred_logits`` and ``pred_boxes`` of every decoder layer, stacked
 over steps. At mini (1000 steps, batch 16, 16 queries, 4 classes, 3 layers) a seed's file is
-about 70 MB. Configured by ``kd_detr.kd.teacher_cache`` (off at paper scale: COCO's 91,650
-steps of 300 points would not fit).
+74 MB, a Snakemake ``temp`` output deleted once the seed's arms have read it. Configured by
+``kd_detr.kd.teacher_cache`` (off at paper scale: COCO's 91,650 steps of 300 points would
+not fit).
 """
 from __future__ import annotations
 
