@@ -110,14 +110,11 @@ rule kd_detr_teacher_targets:
         " --out {output} > {log} 2>&1"
 
 
-def kd_targets(w):
-    """The seed's stored teacher outputs, for a distilling arm when the cache is on."""
-    return {"targets": res(KD, f"teacher_targets/seed{w.seed}.pt")} if KD_CACHE and KD_DISTILS[w.arm] else {}
-
-
 rule kd_detr_student:
     input:
-        unpack(kd_targets),
+        # the seed's stored teacher outputs, for a distilling arm when the cache is on
+        unpack(lambda w: {"targets": res(KD, f"teacher_targets/seed{w.seed}.pt")}
+               if KD_CACHE and KD_DISTILS[w.arm] else {}),
         data=KD_DATA,
         teacher=res(KD, "teacher/model.pt"),
         teacher_metrics=res(KD, "teacher/metrics.json"),
