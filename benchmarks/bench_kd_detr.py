@@ -9,8 +9,9 @@ writes images/s and ms/step per arm plus the ratio to the plain student step to
 ``benchmarks/results/kd_detr.json``. ``teacher_ms_per_step`` is the teacher's share: its
 no-grad forward alone on the same batches and points (the fused own + general pass of the
 arms with general points, the plain pass otherwise), i.e. what a per-seed cache of the
-teacher's outputs would save (they depend only on the seed and the step). Weights are untrained: the cost of a step does not
-depend on them. Data: a small ``shapes_easy`` split generated into a temporary folder.
+teacher's outputs saves (they depend only on the seed and the step; ``kd.teacher_cache``,
+on at mini: the DAG's arms read them; this benchmark always runs the teacher inline).
+Weights are untrained: the cost of a step does not depend on them. Data: a small ``shapes_easy`` split generated into a temporary folder.
 Take the numbers on an idle machine (the load average is recorded).
 """
 from __future__ import annotations
