@@ -11,7 +11,8 @@ no-grad forward alone on the same batches and points (the fused own + general pa
 arms with general points, the plain pass otherwise), i.e. what a per-seed cache of the
 teacher's outputs saves (they depend only on the seed and the step; ``kd.teacher_cache``,
 on at mini: the DAG's arms read them; this benchmark always runs the teacher inline).
-Weights are untrained: the cost of a step does not depend on them. Data: a small ``shapes_easy`` split generated into a temporary folder.
+Weights are untrained: the cost of a step does not depend on them. Data: a small
+``shapes_easy`` split generated into a temporary folder.
 Take the numbers on an idle machine (the load average is recorded).
 """
 from __future__ import annotations
@@ -36,19 +37,20 @@ OUT = REPO / "benchmarks" / "results" / "kd_detr.json"
 
 def _teacher_ms(teacher, batches, arm: dict, kdc: dict, steps: int) -> float:
     """ms per step of the teacher's no-grad forward as the arm's loss calls it (0 for no KD)."""
-    from paperzoo.studies.kd_detr.sampling import forward_with_points, general_points
+    from paperzoo.studies.kd_detr.recipe import distils
+    from paperzoo.studies.kd_detr.sampling import general_points
+    from paperzoo.studies.kd_detr.teacher_cache import teacher_pass
 
-    if not (arm["general"] or arm["specific"] or arm["naive"]):
+    if not distils(arm):
         return 0.0
     t = 0.0
-    with torch.no_grad():
-        for step in range(3, 3 + steps):
-            images, _, _ = batches(step)
-            pts = ({"general": general_points(kdc["num_general"], 0, step, kdc["general_mean"], kdc["general_std"])}
-                   if arm["general"] else {})
-            t0 = time.perf_counter()
-            forward_with_points(teacher, images, pts)
-            t += time.perf_counter() - t0
+    for step in range(3, 3 + steps):
+        images, _, _ = batches(step)
+        general = (general_points(kdc["num_general"], 0, step, kdc["general_mean"], kdc["general_std"])
+                   if arm["general"] else None)
+        t0 = time.perf_counter()
+        teacher_pass(teacher, images, general)
+        t += time.perf_counter() - t0
     return 1e3 * t / steps
 
 

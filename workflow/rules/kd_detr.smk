@@ -4,6 +4,8 @@
 # diagnostic) → aggregate → claims → figures.
 # Data: procedural `shapes` variant (config kd_detr.dataset) at tiny/mini, COCO 2017 at paper.
 
+from paperzoo.studies.kd_detr.recipe import distils
+
 KD = "kd_detr"
 KD_ARMS = list(config[KD]["arms"]) if is_enabled(KD) else []
 KD_SEEDS = list(range(config[KD]["seeds"])) if is_enabled(KD) else []
@@ -18,8 +20,7 @@ KD_INIT_SEED = config[KD]["student"]["init_seed"] if is_enabled(KD) else None
 KD_FIGS = ["table_sampling_ablation", "fig_ap_per_arm", "fig_consistency"]
 # the teacher's outputs stored once per seed for every KD arm (studies/kd_detr/teacher_cache.py)
 KD_CACHE = bool(config[KD]["kd"]["teacher_cache"]) if is_enabled(KD) else False
-KD_DISTILS = {a: bool(v.get("general") or v.get("specific") or v.get("naive"))
-              for a, v in (config[KD]["arms"].items() if is_enabled(KD) else [])}
+KD_DISTILS = {a: distils(v) for a, v in (config[KD]["arms"].items() if is_enabled(KD) else [])}
 
 if is_enabled(KD):
     register(

@@ -192,12 +192,13 @@ def summarise(recs: list[dict]) -> tuple[list[dict], list[dict]]:
     for study, rs in sorted(group(lambda r: r["study"]).items()):
         longest = max(rs, key=lambda r: r["s"] if r["s"] == r["s"] else -1)
         wall = _nan_sum(r["s"] for r in rs)
-        span, runs = runs_span(_intervals(rs), windows)
+        intervals = _intervals(rs)
+        span, runs = runs_span(intervals, windows)
         studies.append({"study": study, "jobs": len(rs), "wall_s": wall,
                         "cpu_s": _nan_sum(r["cpu_time"] for r in rs), "max_rss_mb": _nan_max(r["max_rss"] for r in rs),
                         "longest_job": f"{longest['rule']}/{longest['job']}", "longest_s": longest["s"],
                         "first": min(r["mtime"] for r in rs), "last": max(r["mtime"] for r in rs),
-                        "span_s": span, "runs": runs, "intervals": _intervals(rs),
+                        "span_s": span, "runs": runs, "intervals": intervals,
                         "busy": wall / span if span > 0 else float("nan")})
     rules = []
     for (study, rule), rs in sorted(group(lambda r: (r["study"], r["rule"])).items()):

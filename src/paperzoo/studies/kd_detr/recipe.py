@@ -18,6 +18,12 @@ def arm_from_config(block: dict, arm: str) -> dict:
                                                ("naive", False))}
 
 
+def distils(arm: dict) -> bool:
+    """Whether the arm (``arm_from_config``'s flags or its raw config entry) distils from the
+    teacher: general points, specific points or the naive matched-logit KD."""
+    return bool(arm.get("general") or arm.get("specific") or arm.get("naive"))
+
+
 INIT_LOADS = ("backbone", "all")
 
 

@@ -44,6 +44,7 @@ from .recipe import (  # noqa: F401  (re-exported: the recipe is part of this mo
     arm_from_config,
     build_arm_model,
     deviations,
+    distils,
     eval_from_config,
     load_init,
     kd_from_config,
@@ -187,7 +188,7 @@ def run_student(block: dict, *, scale: str, arm: str, seed: int, data_dir, teach
         load_init(model, init, o["init_load"])
     crit, weights = make_criterion(o, train_set.num_classes, len(model.decoder.layers))
     cached = None
-    if teacher_targets is not None and (a["general"] or a["specific"] or a["naive"]):
+    if teacher_targets is not None and distils(a):
         from .teacher_cache import TeacherTargets
 
         cached = TeacherTargets(teacher_targets, seed=seed, steps=o["steps"])

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .recipe import distils
 from .sampling import forward_with_points, general_points
 
 KEYS = ("pred_logits", "pred_boxes")
@@ -39,7 +40,7 @@ def passes_needed(arms: dict[str, dict]) -> list[str]:
     out = []
     if any(a.get("general") for a in arms.values()):
         out.append("fused")
-    if any((a.get("specific") or a.get("naive")) and not a.get("general") for a in arms.values()):
+    if any(distils(a) and not a.get("general") for a in arms.values()):
         out.append("plain")
     return out
 

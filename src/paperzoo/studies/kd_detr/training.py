@@ -27,11 +27,12 @@ def make_loss_fn(criterion, weights: dict, *, arm: dict | None = None, teacher=N
     from paperzoo.layers.criterion import weighted_loss
 
     from .losses import distill_points, naive_kd_loss
+    from .recipe import distils
     from .sampling import forward_with_points, general_points, specific_points
     from .teacher_cache import teacher_pass
 
     arm = arm or {"general": False, "specific": False, "frw": True, "naive": False}
-    distil = arm["general"] or arm["specific"] or arm["naive"]
+    distil = distils(arm)
     matcher = matcher if matcher is not None else criterion.matcher
 
     def loss_fn(model, batch):
