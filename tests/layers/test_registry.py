@@ -37,3 +37,21 @@ def test_unknown_name_lists_the_registered_ones():
 
     with pytest.raises(KeyError, match="unknown model 'nope'.*detr_lite_s"):
         registry.create_model("nope")
+
+
+def test_light_jobs_import_neither_torchvision_nor_the_compiler():
+    """Start-up cost (benchmarks/bench_startup.py): seeding switches on deterministic algorithms
+    (warn-only, as ``torch.use_deterministic_algorithms(True, warn_only=True)``) without importing
+    ``torch._inductor``, and building a model whose module needs no torchvision (CPGNet) does not
+    import the torchvision-based detectors registered after it."""
+    code = ("import sys, torch\n"
+            "from paperzoo.engine.seeding import seed_everything\n"
+            "seed_everything(0, 1)\n"
+            "from paperzoo.layers import create_model\n"
+            "create_model('cpgnet_fuse2')\n"
+            "print(torch.are_deterministic_algorithms_enabled(),"
+            " torch.is_deterministic_algorithms_warn_only_enabled(),"
+            " 'torch._inductor' in sys.modules, 'torchvision' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "False", "False"], out.stdout

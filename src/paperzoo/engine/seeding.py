@@ -23,5 +23,17 @@ def seed_everything(seed: int, threads: int = 1) -> np.random.Generator:
         return np.random.default_rng(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms(torch)
     return np.random.default_rng(seed)
+
+
+def deterministic_algorithms(torch) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of
+    ``torch._inductor`` (and through it ``torch._dynamo``: ~2 s per job on these CPUs, for a
+    compiler no job uses). The aten switch is the same one: ``torch.set_deterministic_debug_mode
+    ("warn")`` is the public spelling of ``use_deterministic_algorithms(True, warn_only=True)``
+    minus inductor's own ``deterministic`` flag, which is set too if inductor is already loaded."""
+    torch.set_deterministic_debug_mode("warn")
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.deterministic = True

@@ -6,9 +6,10 @@
     model = create_model("detr_lite_s", num_classes=5)
 
 Entry points are small functions whose names encode the variant; ``test_*`` variants are
-tiny models for unit tests. Importing ``paperzoo.layers`` registers the shared models; the
-first lookup of a name not yet registered (and every ``list_models``) imports every module of
-:data:`MODEL_MODULES`, so a study's own models need no import by the caller.
+tiny models for unit tests. The first lookup of a name not yet registered imports the modules
+of :data:`MODEL_MODULES` one by one until the name is registered (every ``list_models`` imports
+them all), so a study's own models need no import by the caller and a lookup imports no
+heavier module than it has to.
 """
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from typing import Callable
 
 _MODELS: dict[str, Callable] = {}
 
-# Every module that registers models (tests/layers/test_registry.py checks the list is complete).
+# Every module that registers models (tests/layers/test_registry.py checks the list is complete),
+# those that import torchvision at module level (dense, detr_lite and the detectors built on them)
+# after those that do not, so a lookup of a light model never imports torchvision.
 MODEL_MODULES = (
-    "paperzoo.layers.backbones", "paperzoo.layers.dense", "paperzoo.layers.detr_lite", "paperzoo.layers.vit",
-    "paperzoo.studies.cfnet.models", "paperzoo.studies.cpgnet.model", "paperzoo.studies.drkd.models",
-    "paperzoo.studies.apis.models", "paperzoo.studies.group_detr.models", "paperzoo.studies.kd_detr.models",
+    "paperzoo.layers.backbones", "paperzoo.layers.vit", "paperzoo.studies.cpgnet.model",
+    "paperzoo.studies.apis.models", "paperzoo.layers.dense", "paperzoo.layers.detr_lite",
+    "paperzoo.studies.group_detr.models", "paperzoo.studies.cfnet.models", "paperzoo.studies.drkd.models",
+    "paperzoo.studies.kd_detr.models",
 )
 
 
@@ -58,10 +62,18 @@ def register_presets(module: str, factory: Callable, presets: dict[str, dict], d
         register_model(build)
 
 
+def _load_until(name: str) -> None:
+    """Import the modules of :data:`MODEL_MODULES` in order until ``name`` is registered."""
+    for mod in MODEL_MODULES:
+        if name in _MODELS:
+            return
+        importlib.import_module(mod)
+
+
 def create_model(name: str, **overrides):
     """Build the registered model ``name``; keyword ``overrides`` replace its defaults."""
     if name not in _MODELS:
-        load_all()
+        _load_until(name)
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     return _MODELS[name](**overrides)
