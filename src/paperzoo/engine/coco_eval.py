@@ -1,4 +1,13 @@
-"""COCO evaluation (pycocotools ``COCOeval``) for ``bbox`` and ``segm``, as flat metric dicts.
+"""COCO evaluation (``COCOeval``) for ``bbox`` and ``segm``, as flat metric dicts.
+
+**Evaluator.** Ground truth and results are loaded with pycocotools; matching and
+accumulation run in ``faster_coco_eval.COCOeval_faster`` (C++), whose ``precision`` and
+``recall`` arrays are pycocotools' ``COCOeval``'s up to the last bit (an entry can differ by one
+ulp: tp + fp + eps summed in another order; ``tests/engine/test_coco_eval.py`` compares every
+metric, bbox and segm, with the absolute ranges, to 1e-12 relative); the summary numbers are
+computed from those arrays with ``COCOeval.summarize``'s formula (:func:`summary_stats`). It is 2-20× faster on our validation sets (0.07 vs 1.4 s for
+500 images with 16 detections each), which matters where a run evaluates every group of Group
+DETR or an AP-vs-step curve. ``evaluator="pycocotools"`` runs pycocotools' own ``COCOeval``.
 
 Metric names (per IoU type; :func:`evaluate_detections` prefixes them ``bbox_`` / ``segm_``):
 ``AP`` (IoU .50:.95), ``AP50``, ``AP75``, ``AP_S``, ``AP_M``, ``AP_L``, ``AR1``, ``AR10``,
@@ -138,26 +147,61 @@ def _abs_stats(ev: COCOeval) -> dict[str, float]:
 
 
 def _strip(results: Iterable[dict], iou_type: str) -> list[dict]:
-    keep = ("image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation")
+    """Fresh result dicts holding only what ``iou_type`` reads, their box / mask copied:
+    ``COCO.loadRes`` adds keys to the dicts it is given, and a ``copy.deepcopy`` of every result
+    took 70 % of an evaluation of 32,000 detections."""
+    geom = "bbox" if iou_type == "bbox" else "segmentation"
     out = []
     for r in results:
-        if keep[-1] not in r:
-            raise ValueError(f"{iou_type} evaluation needs {keep[-1]!r} in every result; got keys {sorted(r)}")
-        out.append({k: r[k] for k in keep})
+        if geom not in r:
+            raise ValueError(f"{iou_type} evaluation needs {geom!r} in every result; got keys {sorted(r)}")
+        g = list(r["bbox"]) if geom == "bbox" else copy.deepcopy(r["segmentation"])
+        out.append({"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"], geom: g})
     return out
+
+
+def summary_stats(ev) -> list[float]:
+    """COCO's twelve summary numbers (:data:`METRIC_NAMES` order) of an accumulated ``ev``, with
+    ``COCOeval.summarize``'s formula: the mean of the ``precision`` / ``recall`` entries > -1 at
+    the IoU threshold(s), area range and detection cap of each number (-1 if there is none).
+    Independent of the evaluator's own ``stats`` layout, which differs with extra area ranges."""
+    p = ev.params
+
+    def one(ap: bool, iou: float | None = None, area: str = "all", max_dets: int = 100) -> float:
+        a = [i for i, lbl in enumerate(p.areaRngLbl) if lbl == area]
+        m = [i for i, d in enumerate(p.maxDets) if d == max_dets]
+        s = ev.eval["precision" if ap else "recall"]
+        if iou is not None:
+            s = s[np.where(iou == p.iouThrs)[0]]
+        s = s[:, :, :, a, m] if ap else s[:, :, a, m]
+        return -1.0 if s[s > -1].size == 0 else float(np.mean(s[s > -1]))
+
+    top = p.maxDets[2]
+    return [one(True), one(True, .5, max_dets=top), one(True, .75, max_dets=top),
+            one(True, area="small", max_dets=top), one(True, area="medium", max_dets=top),
+            one(True, area="large", max_dets=top), one(False, max_dets=p.maxDets[0]),
+            one(False, max_dets=p.maxDets[1]), one(False, max_dets=top), one(False, area="small", max_dets=top),
+            one(False, area="medium", max_dets=top), one(False, area="large", max_dets=top)]
+
+
+EVALUATORS = ("faster", "pycocotools")
 
 
 def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, iou_type: str = "bbox",
              area_rule: AreaRule = "scaled", image_size: float | None = None,
              img_ids: Sequence[int] | None = None,
-             abs_areas: tuple[float, float] | None = None) -> dict[str, float]:
+             abs_areas: tuple[float, float] | None = None, evaluator: str = "faster") -> dict[str, float]:
     """COCO summary metrics of ``results`` against ``gt`` for one IoU type (``bbox`` or ``segm``).
 
     ``img_ids`` restricts the evaluation (default: every ground-truth image, including
     images with no prediction). Returns ``{name: value}`` for :data:`METRIC_NAMES`, plus
     :data:`ABS_METRIC_NAMES` when ``abs_areas = (a1, a2)`` px² is given (absolute split
     ≤ a1 < ... ≤ a2 < ..., see the module docstring; the headline metrics do not change).
+    ``evaluator``: ``faster`` (``faster_coco_eval``'s C++ ``COCOeval_faster``) or
+    ``pycocotools`` (identical arrays, slower; module docstring).
     """
+    if evaluator not in EVALUATORS:
+        raise ValueError(f"evaluator = {evaluator!r}: expected one of {EVALUATORS}")
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type = {iou_type!r}: expected 'bbox' or 'segm'")
     if area_rule not in ("scaled", "coco"):
@@ -171,8 +215,13 @@ def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, io
     if not results:
         return _empty_metrics(coco_gt, img_ids, ranges, abs_ranges)
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(copy.deepcopy(results))   # loadRes edits the dicts it is given
-        ev = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_dt = coco_gt.loadRes(results)   # loadRes edits the dicts it is given: _strip's fresh copies
+        if evaluator == "faster":
+            from faster_coco_eval import COCOeval_faster
+
+            ev = COCOeval_faster(coco_gt, coco_dt, iou_type)
+        else:
+            ev = COCOeval(coco_gt, coco_dt, iou_type)
         ev.params.imgIds = img_ids
         ev.params.areaRng = ranges
         if abs_ranges is not None:   # (all, small, medium, large) first, as summarize expects
@@ -180,8 +229,7 @@ def evaluate(gt: str | os.PathLike | dict | COCO, results: Sequence[dict], *, io
             ev.params.areaRngLbl = ["all", "small", "medium", "large", *_ABS_LABELS]
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    out = {name: (float("nan") if v < 0 else float(v)) for name, v in zip(METRIC_NAMES, ev.stats)}
+    out = {name: (float("nan") if v < 0 else float(v)) for name, v in zip(METRIC_NAMES, summary_stats(ev))}
     if abs_ranges is not None:
         out.update(_abs_stats(ev))
     return out

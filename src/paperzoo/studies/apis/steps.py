@@ -35,7 +35,7 @@ from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 STUDY = "apis"
-PACKAGES = ("numpy", "torch", "torchvision", "pycocotools")
+PACKAGES = ("numpy", "torch", "torchvision", "pycocotools", "faster_coco_eval")
 POINT_SEED = 12_345          # PointSup's point-drawing seed (detectron2 prepare_..._without_masks.py), + the run's seed
 ROUND_SEED = 100             # round r's batches come from seed * 1000 + ROUND_SEED + r (the same for every strategy)
 TIE_SEED = 9_001             # argmax ties of round r: seed * 1000 + TIE_SEED + r

@@ -26,7 +26,7 @@ from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 STUDY = "cfnet"
-PACKAGES = ("numpy", "torch", "torchvision", "pycocotools")
+PACKAGES = ("numpy", "torch", "torchvision", "pycocotools", "faster_coco_eval")
 COCO_KEYS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AP_S_abs", "AP_M_abs", "AP_L_abs")
 
 

@@ -42,7 +42,7 @@ from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 STUDY = "drkd"
-PACKAGES = ("numpy", "torch", "torchvision", "pycocotools")
+PACKAGES = ("numpy", "torch", "torchvision", "pycocotools", "faster_coco_eval")
 COCO_KEYS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AP_S_abs", "AP_M_abs", "AP_L_abs")
 KIT_SEED = 3_000_017          # kit init of seed K: KIT_SEED + K (identical for every arm of seed K)
 FILTER_SEED = 4_000_037       # random relation filter of step i: a function of (seed, i) only

@@ -34,7 +34,7 @@ from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
 STUDY = "group_detr"
-PACKAGES = ("numpy", "torch", "torchvision", "timm", "pycocotools")
+PACKAGES = ("numpy", "torch", "torchvision", "timm", "pycocotools", "faster_coco_eval")
 MASK_SEED = 7_000_003        # MAE masks of step i: a function of (seed, i) only
 FINETUNE_BATCH_SEED = 500    # stage F draws its batches from seed + this (D from seed)
 STAGES = ("detpre", "finetune")

@@ -56,7 +56,7 @@ from .recipe import (  # noqa: F401  (re-exported: the recipe is part of this mo
 from .training import COCO_KEYS, evaluate, make_criterion, make_loss_fn  # noqa: F401
 
 STUDY = "kd_detr"
-PACKAGES = ("numpy", "torch", "scipy", "pycocotools")
+PACKAGES = ("numpy", "torch", "scipy", "pycocotools", "faster_coco_eval")
 
 
 # --- steps ---------------------------------------------------------------------------------
