@@ -20,6 +20,13 @@ def test_model_modules_list_every_module_that_registers():
     assert found == set(registry.MODEL_MODULES), sorted(found ^ set(registry.MODEL_MODULES))
 
 
+def _fresh_python(code: str) -> str:
+    """stdout of ``code`` run in a fresh interpreter (which fails the test if it fails)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_a_fresh_interpreter_builds_study_models_by_name():
     code = ("from paperzoo.layers import create_model, list_models\n"
             "for n in ('drkd_student_mini', 'test_gdetr_vit', 'convnext_fpn_mini', 'test_vit'):\n"
@@ -27,9 +34,7 @@ def test_a_fresh_interpreter_builds_study_models_by_name():
             "names = list_models()\n"
             "assert 'cpgnet_mini' in names or any('cpgnet' in n for n in names), names\n"
             "print(len(names))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.strip()) > 30
+    assert int(_fresh_python(code).strip()) > 30
 
 
 def test_unknown_name_lists_the_registered_ones():
@@ -52,6 +57,5 @@ def test_light_jobs_import_neither_torchvision_nor_the_compiler():
             "print(torch.are_deterministic_algorithms_enabled(),"
             " torch.is_deterministic_algorithms_warn_only_enabled(),"
             " 'torch._inductor' in sys.modules, 'torchvision' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True", "False", "False"], out.stdout
+    out = _fresh_python(code)
+    assert out.split() == ["True", "True", "False", "False"], out
