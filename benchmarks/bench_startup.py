@@ -24,7 +24,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,27 +52,27 @@ name = {model!r}
 if name is not None:
     from paperzoo.layers import create_model
     create_model(name)
+import sys
+print(*(int(m in sys.modules) for m in ("torchvision", "timm", "torch._dynamo")))
 """
+
+
+def _wall(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    """Wall seconds and stdout of one fresh process."""
+    t = time.perf_counter()
+    out = subprocess.run(cmd, env=env, check=True, cwd=REPO, capture_output=True, text=True).stdout
+    return time.perf_counter() - t, out
 
 
 def time_startup(study: str, src: Path, repeats: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     code = SNIPPET.format(study=study, model=MODELS[study], runtime=RUNTIME_IMPORTS.get(study, []))
-    walls = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=REPO)
-        walls.append(time.perf_counter() - t)
-    probe = ("import sys; exec(open(sys.argv[1]).read()); "
-             "print(int('torchvision' in sys.modules), int('timm' in sys.modules), int('torch._dynamo' in sys.modules))")
-    with tempfile.NamedTemporaryFile("w", suffix=".py") as f:
-        f.write(code)
-        f.flush()
-        tv, timm, dyn = subprocess.run([sys.executable, "-c", probe, f.name], env=env, check=True, cwd=REPO,
-                                       capture_output=True, text=True).stdout.split()
+    runs = [_wall([sys.executable, "-c", code], env) for _ in range(repeats)]
+    walls = [w for w, _ in runs]
+    tv, timm, dyn = (bool(int(x)) for x in runs[-1][1].split())   # what the job's process had imported
     return {"best_s": round(min(walls), 3), "median_s": round(statistics.median(walls), 3),
-            "all_s": [round(w, 3) for w in walls], "imports_torchvision": bool(int(tv)),
-            "imports_timm": bool(int(timm)), "imports_dynamo": bool(int(dyn))}
+            "all_s": [round(w, 3) for w in walls], "imports_torchvision": tv, "imports_timm": timm,
+            "imports_dynamo": dyn}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,11 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from paperzoo.engine.metrics import cpu_info
 
-    torch_walls = []
-    for _ in range(args.repeats):               # the floor: python + torch, nothing of ours
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch"], check=True)
-        torch_walls.append(time.perf_counter() - t)
+    torch_walls = [_wall([sys.executable, "-c", "import torch"])[0] for _ in range(args.repeats)]   # the floor
     res = {s: time_startup(s, args.src.resolve(), args.repeats) for s in args.studies}
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     studies = {**out.get(args.label, {}).get("studies", {}), **res}     # a study measured again replaces its entry
