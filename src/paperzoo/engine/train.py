@@ -101,13 +101,19 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 def make_optimizer(name: str, params: Iterable, *, lr: float, weight_decay: float = 0.0,
                    betas: tuple[float, float] = (0.9, 0.999), momentum: float = 0.9,
                    nesterov: bool = False) -> torch.optim.Optimizer:
-    """``"adamw"`` | ``"adam"`` | ``"sgd"`` by name (config strings map here, nowhere else)."""
+    """``"adamw"`` | ``"adam"`` | ``"sgd"`` by name (config strings map here, nowhere else).
+
+    Always the multi-tensor (``foreach``) implementation: torch picks it by default on CUDA only,
+    but on the CPU it gives the per-tensor loop's numbers bit for bit (test) at fewer dispatched
+    ops: AdamW's step on a DETR-lite student, 141 tensors, 6.1 -> 4.0 ms of a ~75 ms step.
+    """
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                               foreach=True)
     raise ValueError(f"optimizer {name!r}: expected one of {list(OPTIMIZERS)}")
 
 
@@ -142,7 +148,8 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Callable[[int], Any], *, s
         loss, parts = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip_grad if clip_grad > 0 else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip_grad if clip_grad > 0 else math.inf,
+                                                   foreach=True)  # as make_optimizer: same numbers, fewer ops
         rec = {"step": i + 1, "lr": sched.get_last_lr()[0], "loss": loss.item(), "grad_norm": grad_norm.item(),
                **{k: float(v.detach()) for k, v in parts.items()}}
         opt.step()
