@@ -9,7 +9,8 @@ job lookup and ``engine.train`` interception this reuses: nothing is written to 
 Variants, each a bare loop (loss forward, backward, AdamW step) from the same start weights,
 alternated ``--reps`` times, best kept:
 
-* ``base``: what the studies run (AdamW as ``torch.optim`` picks it on CPU: one tensor at a time);
+* ``base``: AdamW as ``torch.optim`` picks it on CPU, one tensor at a time (the studies ran it so
+  until 2026-12-03; ``engine.train`` now asks for the multi-tensor kernels, the same numbers);
 * ``fused``: ``AdamW(fused=True)`` (one fused CPU kernel for all parameters);
 * ``channels_last``: the model converted to ``torch.channels_last`` (convolutions in NHWC);
 * ``fused+channels_last``.

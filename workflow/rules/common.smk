@@ -81,7 +81,7 @@ def get_block(study, *keys):
 
 
 # Datasets of the embedded scales (workflow/rules/data.smk); COCO 2017 at paper scale.
-DATASETS = ["shapes", "shapes_easy", "shapes_dense", "shapes_o365", "shapes_inst", "classes", "digits", "synthscan", "synthid"]
+DATASETS = ["shapes", "shapes_easy", "shapes_kd", "shapes_dense", "shapes_o365", "shapes_inst", "classes", "digits", "synthscan", "synthid"]
 
 
 def get_data_block(dataset):

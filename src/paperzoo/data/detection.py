@@ -24,7 +24,7 @@ def load_detection(data_dir: str | os.PathLike, dataset: str, n_val: int, coco_s
         return train_set, val.subset(range(min(n_val, len(val)))), list(IMAGENET_MEAN), list(IMAGENET_STD)
     if not dataset.startswith("shapes"):
         raise ValueError(f"{study}: dataset {dataset!r}: expected a procedural shapes variant "
-                         "(shapes, shapes_easy, shapes_dense) or coco")
+                         "(shapes, shapes_easy, shapes_kd, shapes_dense, ...) or coco")
     from .shapes import load_shapes
 
     train_set, val = load_shapes(data_dir, "train"), load_shapes(data_dir, "val")

@@ -2,8 +2,8 @@
 
     python -m paperzoo.data.generate <dataset> --params P --out-dir results/data/<dataset>/<scale>
 
-``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_dense``, ``shapes_o365``,
-``shapes_inst`` are five specs of the same generator, :mod:`.shapes`; ``synthid`` is the UFO
+``<dataset>``: one of :data:`DATASETS` (``shapes``, ``shapes_easy``, ``shapes_kd``, ``shapes_dense``,
+``shapes_o365``, ``shapes_inst`` are six specs of the same generator, :mod:`.shapes`; ``synthid`` is the UFO
 study's four-task identity set, :mod:`.synthid`).
 
 ``P`` is the dataset's config block (``data.<dataset>`` after the scale overlay) as JSON
@@ -34,7 +34,7 @@ from paperzoo.engine.seeding import seed_everything
 
 from .store import sha256_file
 
-SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_dense", "shapes_o365", "shapes_inst")   # one generator (.shapes), five config specs
+SHAPES_DATASETS = ("shapes", "shapes_easy", "shapes_kd", "shapes_dense", "shapes_o365", "shapes_inst")   # one generator (.shapes), six config specs
 DATASETS = (*SHAPES_DATASETS, "classes", "digits", "synthscan", "synthid")
 MANIFEST = "manifest.json"
 
