@@ -191,8 +191,8 @@ def deviations(block: dict, scale: str, stage: str, encoder: str = "mim") -> lis
     if stage == "finetune":
         out.append("class head re-initialised for the target's classes (Objects365 -> COCO label spaces differ)")
     if scale != "paper":
-        out += ["procedural 64-px shapes: 'shapes_o365' (6 kinds, 1-5 objects) as the Objects365 stand-in, "
-                "shapes_easy (4 kinds) as the COCO stand-in",
+        out += ["procedural 64-px shapes: 'shapes_o365' (6 kinds, more objects per image than the target; "
+                "data.shapes_o365) as the Objects365 stand-in, shapes_easy (4 kinds) as the COCO stand-in",
                 "a 4-block d64 ViT (patch 8) instead of ViT-Huge; one feature level instead of a 4-level "
                 "simple feature pyramid"]
     return out
