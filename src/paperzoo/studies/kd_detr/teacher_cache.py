@@ -17,7 +17,8 @@ call, group-wise self-attention) equals the plain pass only up to float rounding
 
 Per pass and point set: ``pred_logits`` and ``pred_boxes`` of every decoder layer, stacked
 over steps, so the file grows with the arms' steps: 74 MB per seed for 1000 steps at batch 16
-with 16 queries, 4 classes and 3 layers (mini until 2026-12-03; 500 steps since), a Snakemake ``temp`` output deleted once the seed's arms have read it. Configured by
+with 16 queries, 4 classes and 3 layers (mini until 2026-12-03; 500 steps since). It is a
+Snakemake ``temp`` output deleted once the seed's arms have read it. Configured by
 ``kd_detr.kd.teacher_cache`` (off at paper scale: COCO's 91,650 steps of 300 points would
 not fit).
 """
