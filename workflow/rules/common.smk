@@ -5,6 +5,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
+from paperzoo.data.generate import DATASETS  # the embedded scales' datasets (data.smk); COCO 2017 at paper scale
 from paperzoo.engine.config import ConfigError, resolve, study_block
 from paperzoo.engine.scheduler import single_reevaluation_timer
 
@@ -78,10 +79,6 @@ def get_block(study, *keys):
             src, dst = src[p], dst.setdefault(p, {})
         dst[leaf] = src[leaf]
     return json.dumps(out, sort_keys=True)
-
-
-# Datasets of the embedded scales (workflow/rules/data.smk); COCO 2017 at paper scale.
-DATASETS = ["shapes", "shapes_easy", "shapes_kd", "shapes_dense", "shapes_o365", "shapes_inst", "classes", "digits", "synthscan", "synthid"]
 
 
 def get_data_block(dataset):
