@@ -351,7 +351,7 @@ def test_dense(**kw) -> DenseDetector:
 
 @register_model
 def dense_lite(**kw) -> DenseDetector:
-    """96-px images: SmallPyramid (16, 32, 64, 128), FPN 64, 2 GN(8) convs per branch, 4
+    """64-96-px images: SmallPyramid (16, 32, 64, 128), FPN 64, 2 GN(8) convs per branch, 4
     classes, anchors 8/16/32 px x 3 scales x 3 ratios (A = 9; largest square anchor ~51 px)."""
     return _dense(dict(widths=(16, 32, 64, 128), fpn_channels=64),
                   dict(num_classes=4, anchor_sizes=retinanet_anchor_sizes((8, 16, 32)), num_convs=2, gn_groups=8), kw)

@@ -267,7 +267,7 @@ class ConvNeXtFPN(nn.Module):
         return self.fpn(feats)  # keys p3..p5 (+ p6, p7: torchvision's LastLevelP6P7 names)
 
 
-# --- registry: mini arms (96-px images) and paper presets ------------------------------------
+# --- registry: mini arms (64-px images) and paper presets ------------------------------------
 # mini: ~250-270k parameters in backbone + neck (within 5 % of the baseline; tests check it)
 
 MINI = {

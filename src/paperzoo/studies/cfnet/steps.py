@@ -166,13 +166,14 @@ def deviations(block: dict, scale: str) -> list[str]:
                 "ImageNet-1K pretraining of both backbones in the DAG by one recipe (CEDNet's deep supervision for "
                 "CFNet; the paper starts ConvNeXt from its public weights)"]
     if scale != "paper":
-        out += ["procedural shapes_dense (96 px, 2-6 objects) instead of COCO 2017",
+        out += [f"procedural {block.get('dataset')} (image size and objects: config data.{block.get('dataset')}) "
+                "instead of COCO 2017",
                 "every backbone trained from scratch, no ImageNet-1K pretraining (the paper pretrains CFNet with "
                 "deep supervision and starts ConvNeXt from its public weights)",
-                "pyramid P3-P5 only (official RetinaNet: P3-P7; at 96 px P6 would be 2x2)",
+                "pyramid P3-P5 only (official RetinaNet: P3-P7; at 64-96 px P5 is already 2x2-3x3)",
                 "miniature widths and depths (about 0.25 M parameters in backbone + neck) instead of CFNet-T / "
                 "ConvNeXt-T (about 30 M)",
-                "the focal-block ablation is not run: at 96 px the 1/32 map is 3x3, where a dilated 7x7 kernel "
+                "the focal-block ablation is not run: at 64-96 px the 1/32 map is 2x2-3x3, where a dilated 7x7 kernel "
                 "reads almost only padding"]
     return out
 

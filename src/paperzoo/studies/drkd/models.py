@@ -33,7 +33,7 @@ TERMS = ("prd", "ird", "ins", "fitnet")
 
 
 # --- registry: pyramid feature modules for DenseDetector ---------------------------------------
-# mini (96 px): teacher 32/64/128/256 (538 k parameters with FPN 64), student 16/32/64/128 (225 k);
+# mini (64 px): teacher 32/64/128/256 (538 k parameters with FPN 64), student 16/32/64/128 (225 k);
 # test: a few thousand parameters, FPN 16.
 
 PYRAMIDS = {

@@ -320,7 +320,8 @@ def deviations(block: dict, scale: str, part: str = "student") -> list[str]:
         out.append(f"the last {holdout_frac_of(block):.0%} of the train images are held out of every training step "
                    "for the one-off loss-weight calibration")
     if scale != "paper":
-        out += ["procedural shapes_dense (96 px, 2-6 objects) instead of COCO 2017",
+        out += [f"procedural {block.get('dataset')} (image size and objects: config data.{block.get('dataset')}) "
+                "instead of COCO 2017",
                 f"miniature conv-BN-ReLU backbone ({o['model']}) trained from scratch, teacher wider than student "
                 "with the same FPN width, instead of ImageNet-pretrained ResNet-50 students and X101 teachers"]
     return out
