@@ -7,7 +7,7 @@ classes), ``joint_adapter`` (adapter + one head, all classes) and the ``linear``
 probe (class-incremental and task-aware accuracy after the last task).
 
     python benchmarks/bench_lae_gate.py --data-dir results/data/classes/mini --steps 2500 \\
-        --out benchmarks/results/lae_gate-2500.json
+        --out benchmarks/results/lae_gate-2500.json [--set pretrain.lr=2e-3]
 
 Run one variant per process (1 thread each) to use both cores.
 """
@@ -28,12 +28,14 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lae_gate"))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the lae block, e.g. pretrain.lr=2e-3 (value read as YAML)")
     args = ap.parse_args()
 
     import torch
 
-    from paperzoo.engine.config import resolve, study_block
-    from paperzoo.engine.io import read_yaml, write_json
+    from paperzoo.engine.config import load_block
+    from paperzoo.engine.io import write_json
     from paperzoo.engine.metrics import cpu_info
     from paperzoo.layers.pet import PETViT
     from paperzoo.studies.lae import steps
@@ -42,9 +44,9 @@ def main() -> None:
     from paperzoo.studies.lae.runs import run_continual, run_joint
 
     torch.set_num_threads(1)
-    block = study_block(resolve({**read_yaml(REPO / "config/config.yaml"), "scale": "mini"}, REPO), "lae")
+    block = load_block(REPO, "lae", "mini", args.set)
     block["pretrain"]["steps"] = args.steps
-    work = args.workdir / f"steps{args.steps}"
+    work = args.workdir / (f"steps{args.steps}" + "".join(f"-{kv}" for kv in args.set))
     t0 = time.perf_counter()
     pre = steps.run_pretrain(block, scale="mini", data_dir=args.data_dir, out=work / "backbone.pt",
                              metrics_out=work / "pretrain.json", threads=1)
@@ -66,7 +68,7 @@ def main() -> None:
                      "linear_acc_last": lin["acc_last"], "linear_ta_acc_last": lin["ta_acc_last"]})
         print(rows[-1], flush=True)
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "order"}
-    write_json(args.out, {"pretrain_steps": args.steps, "pretrain": {k: pre[k] for k in (
+    write_json(args.out, {"pretrain_steps": args.steps, "set": args.set, "pretrain": {k: pre[k] for k in (
         "upstream_train_acc", "upstream_test_acc", "epochs")}, "pretrain_wall_s": round(t_pre, 1),
         "orders": rows, "mean": mean, "host": cpu_info(), "wall_s": round(time.perf_counter() - t0, 1)})
     print(json.dumps(mean, indent=1))
