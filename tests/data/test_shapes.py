@@ -185,23 +185,25 @@ def test_cli_writes_dataset_and_manifest(tmp_path, capsys):
         main(["pictures", "--params", "{}", "--out-dir", str(tmp_path)])
 
 
-def test_shapes_dense_config_block_generates_96_px_coco(tmp_path):
-    """The real ``data.shapes_dense`` block (config/config.yaml), shrunk, through ``generate``."""
+def test_shapes_dense_config_block_generates_coco_at_its_size(tmp_path):
+    """The real ``data.shapes_dense`` block (config/config.yaml), shrunk, through ``generate``:
+    images of the block's size, at most its ``max_objects`` per image, its 4 kinds."""
     from pathlib import Path
 
     from paperzoo.engine.io import read_yaml
 
     block = read_yaml(Path(__file__).resolve().parents[2] / "config" / "config.yaml")["data"]["shapes_dense"]
+    size, lo, hi = block["image_size"], block["min_objects"], block["max_objects"]
     m = generate("shapes_dense", {**block, "n_train": 8, "n_val": 4}, tmp_path)
     assert m["dataset"] == "shapes_dense" and m["generator"] == "paperzoo.data.shapes"
     assert m["counts"]["train"]["images"] == 8 and m["counts"]["val"]["images"] == 4
     for split, n in (("train", 8), ("val", 4)):
         coco = json.loads((tmp_path / "annotations" / f"instances_{split}.json").read_text())
-        assert len(coco["images"]) == n and all(im["width"] == im["height"] == 96 for im in coco["images"])
+        assert len(coco["images"]) == n and all(im["width"] == im["height"] == size for im in coco["images"])
         assert [c["name"] for c in coco["categories"]] == ["disc", "square", "triangle", "ring"]
         per_image = np.bincount([a["image_id"] for a in coco["annotations"]], minlength=n + 1)[1:]
-        assert per_image.max() <= 6 and per_image.sum() >= 2 * n * 0.7     # 2-6 drawn, a few lost to occlusion
-        assert np.load(tmp_path / f"{split}_images.npy").shape == (n, 96, 96, 3)
+        assert per_image.max() <= hi and per_image.sum() >= lo * n * 0.7     # lo-hi drawn, a few lost to occlusion
+        assert np.load(tmp_path / f"{split}_images.npy").shape == (n, size, size, 3)
 
 
 def test_a_damaged_split_is_refused_with_the_file_and_the_way_out(tmp_path):

@@ -41,7 +41,7 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
 
 
 @pytest.mark.parametrize("scale", ["tiny", "mini", "paper"])
-@pytest.mark.parametrize("name,size", [("shapes_dense", 96), ("shapes_o365", 64)])
+@pytest.mark.parametrize("name,size", [("shapes_dense", 64), ("shapes_o365", 64)])
 def test_shapes_variant_blocks_validate_and_their_typos_are_named(scale, name, size):
     from paperzoo.engine.io import read_yaml
 
