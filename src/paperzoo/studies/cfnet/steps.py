@@ -152,8 +152,9 @@ def evaluate(model, val, mean, std, *, area_rule: str, abs_areas, batch_size: in
                           batch_size=batch_size)
 
 
-def deviations(block: dict, scale: str) -> list[str]:
+def deviations(block: dict, scale: str, image_size: int) -> list[str]:
     t, d = train_from_config(block), block["detector"]
+    top = image_size // 32   # side of the 1/32 map (P5)
     out = [f"AdamW lr {t['lr']:g}, wd {t['weight_decay']:g}, {t['steps']} steps at batch {t['batch_size']}, "
            f"{t['schedule']} schedule, horizontal flip only (official: RetinaNet 3x, 36 epochs, LSJ 1024 + "
            "copy-paste, AdamW 1e-4 with layer-wise lr decay 0.95, batch 16)",
@@ -170,11 +171,11 @@ def deviations(block: dict, scale: str) -> list[str]:
                 "instead of COCO 2017",
                 "every backbone trained from scratch, no ImageNet-1K pretraining (the paper pretrains CFNet with "
                 "deep supervision and starts ConvNeXt from its public weights)",
-                "pyramid P3-P5 only (official RetinaNet: P3-P7; at 64-96 px P5 is already 2x2-3x3)",
+                f"pyramid P3-P5 only (official RetinaNet: P3-P7; at {image_size} px P5 is already {top}x{top})",
                 "miniature widths and depths (about 0.25 M parameters in backbone + neck) instead of CFNet-T / "
                 "ConvNeXt-T (about 30 M)",
-                "the focal-block ablation is not run: at 64-96 px the 1/32 map is 2x2-3x3, where a dilated 7x7 kernel "
-                "reads almost only padding"]
+                f"the focal-block ablation is not run: at {image_size} px the 1/32 map is {top}x{top}, where a dilated "
+                "7x7 kernel reads almost only padding"]
     return out
 
 
@@ -228,7 +229,7 @@ def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, checkpo
                                  f"CPU, {threads} thread(s), other cores busy with other jobs"),
                     pretrained=None if transfer is None else {"checkpoint": str(pretrained),
                                                               "loaded": len(transfer.get("loaded", []))},
-                    deviations=deviations(block, scale))
+                    deviations=deviations(block, scale, image_size))
     write_run_metrics(out, study=STUDY, scale=scale, arm=arm, seed=seed, metrics=metrics, meta=meta)
     return metrics
 
