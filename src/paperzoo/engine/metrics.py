@@ -160,6 +160,15 @@ def run_meta(t0: float, threads: int, packages: Iterable[str] = ("numpy", "scipy
             **extra}
 
 
+def seed_summary(pairs: Iterable[tuple[int, float]]) -> dict:
+    """``{"mean", "std", "n", "by_seed"}`` of one metric from its (seed, value) pairs: sample std
+    (ddof = 1; 0 for a single run), ``by_seed`` keyed by the seed as a string, in seed order."""
+    pairs = sorted(pairs)
+    v = np.asarray([x for _, x in pairs])
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size),
+            "by_seed": {str(seed): x for seed, x in pairs}}
+
+
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
     """Mean, sample std and n per arm and metric over the given run files, and their
     ``provenance``: the number of runs, the sum of their wall seconds, the git commits they ran
@@ -192,12 +201,7 @@ def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
     for arm in sorted(values):
         arms[arm] = {}
         for name in sorted(values[arm]):
-            pairs = sorted(values[arm][name])
-            v = np.asarray([x for _, x in pairs])
-            arms[arm][name] = {"mean": float(v.mean()),
-                               "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-                               "n": int(v.size),
-                               "by_seed": {str(seed): x for seed, x in pairs}}
+            arms[arm][name] = seed_summary(values[arm][name])
     provenance = {"runs": n_runs, "run_wall_s": round(wall, 1), "git_commits": sorted(commits), "git_dirty": dirty}
     return {"study": study, "scale": scale, "provenance": provenance, "arms": arms}
 

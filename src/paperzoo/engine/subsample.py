@@ -35,7 +35,6 @@ Output: ``seeds.md`` and ``seeds.json`` in ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import math
 import random
@@ -45,7 +44,9 @@ from pathlib import Path
 from typing import Mapping
 
 from .claims import NOT_RUN, VERDICTS, evaluate, load_paper
+from .cost import read_ledger
 from .io import atomic_path, read_json, write_json
+from .metrics import seed_summary
 
 SEED_JOB = re.compile(r"seed(\d+)$")
 
@@ -69,8 +70,8 @@ def _full_arm(arm: Mapping, n_max: int) -> bool:
 
 def restrict(metrics: Mapping, seeds: set[str], n_max: int) -> dict:
     """``metrics`` with every metric of every full arm (run on ``n_max`` seeds) restricted to
-    ``seeds``: mean, sample std (ddof = 1, as ``engine.metrics.aggregate``), n and by_seed
-    recomputed. Arms with fewer seeds are returned unchanged."""
+    ``seeds``: mean, sample std, n and by_seed recomputed by ``engine.metrics.seed_summary``
+    (as ``aggregate`` made them). Arms with fewer seeds are returned unchanged."""
     arms = {}
     for name, arm in metrics["arms"].items():
         if not _full_arm(arm, n_max):
@@ -78,14 +79,8 @@ def restrict(metrics: Mapping, seeds: set[str], n_max: int) -> dict:
             continue
         out = {}
         for key, m in arm.items():
-            bs = {s: v for s, v in (m.get("by_seed") or {}).items() if s in seeds}
-            if not bs:
-                out[key] = m
-                continue
-            vals = [float(v) for v in bs.values()]
-            mean = sum(vals) / len(vals)
-            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-            out[key] = {**m, "mean": mean, "std": std, "n": len(vals), "by_seed": bs}
+            pairs = [(int(s), float(v)) for s, v in (m.get("by_seed") or {}).items() if s in seeds]
+            out[key] = {**m, **seed_summary(pairs)} if pairs else m
         arms[name] = out
     return {**metrics, "arms": arms}
 
@@ -135,15 +130,13 @@ def study_table(paper: Mapping, metrics: Mapping, scale: str, *, k_min: int = 3,
 
 
 def seed_cost(ledger: Path, study: str) -> dict[int, float]:
-    """Job minutes per seed id of ``study`` in the ledger (jobs named ``..._seed<id>``)."""
+    """Job minutes per seed id of ``study`` in the ledger (``engine.cost.read_ledger``; jobs named
+    ``..._seed<id>``; none if the file does not exist)."""
     out: dict[int, float] = {}
-    if not ledger.exists():
-        return out
-    with open(ledger, newline="") as f:
-        for r in csv.DictReader(f):
-            m = SEED_JOB.search(r["job"])
-            if r["study"] == study and m:
-                out[int(m.group(1))] = out.get(int(m.group(1)), 0.0) + float(r["s"]) / 60
+    for r in read_ledger(ledger):
+        m = SEED_JOB.search(r["job"])
+        if r["study"] == study and m:
+            out[int(m.group(1))] = out.get(int(m.group(1)), 0.0) + r["s"] / 60
     return out
 
 
@@ -203,12 +196,13 @@ def main(argv: list[str] | None = None) -> None:
         for p, what in ((mpath, "aggregated metrics (run the study first)"), (ppath, "the study's claims")):
             if not p.exists():
                 raise SystemExit(f"{p}: missing; expected {what}")
-        t = study_table(load_paper(ppath), read_json(mpath), args.scale, k_min=args.k_min,
-                        max_subsets=args.max_subsets)
-        if t["n_seeds"] <= args.k_min:
-            few.append(f"{s} ({t['n_seeds']})")   # no subset smaller than the study with k >= k_min
+        metrics = read_json(mpath)
+        n_seeds = seed_ids(metrics)[1]
+        if n_seeds <= args.k_min:
+            few.append(f"{s} ({n_seeds})")   # no subset smaller than the study with k >= k_min
             continue
-        tables.append(t)
+        tables.append(study_table(load_paper(ppath), metrics, args.scale, k_min=args.k_min,
+                                  max_subsets=args.max_subsets))
         costs[s] = seed_cost(ledger, s)
     write_json(out / "seeds.json", {"tables": tables, "cost_by_seed_job_min": costs, "not_subsampled": few})
     text = markdown(tables, costs)
