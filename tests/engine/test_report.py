@@ -32,20 +32,22 @@ def claims_file(tmp_path):
 def test_markdown_leads_with_paper_claims(claims_file):
     md = markdown([claims_file])
     # the headline counts paper claims only; the check is reported apart, collapsed
-    assert "**Paper claims: 1 of 2 reproduced, 1 contradicted, 0 inconclusive** (1 more only at other scales)" in md
+    assert ("**Paper claims (Holm-adjusted): 1 of 2 reproduced, 0 negligible, 1 contradicted, 0 inconclusive** "
+            "(1 more only at other scales)") in md
     assert "checks: 1 of 1 reproduced" in md
     assert md.index("b \\| beats a") < md.index("<details><summary>Self-checks") < md.index("a count")
     assert "0.7 ± 0.012 (n=3) vs 0.5 ± 0.012 (n=3)" in md       # three significant digits, spread two
-    assert "+0.2 ± 0.043" in md and "| paired |" in md and "*a caveat*" in md
+    assert "+0.2 ± 0.043" in md and "| paired |" in md and "*a caveat*" in md and "α = 0.025" in md
     assert "41.4, arXiv 0000.00000, Table 1 (unverified)" in md and "long text" in md.split("References")[1]
     assert "not run at this scale (claimed at: paper)" in md
-    assert "| `demo` | 2 | 1 | 1 | 0 | 0/0 | 1/1 | — | — |" in md   # overview row (no provenance in this file)
+    assert "| `demo` | 2 | 1 | 0 | 1 | 0 | 0 | 0 | 0/0 | 1/1 | — | — |" in md   # overview row (no provenance here)
     assert "| `ufo` | not built |" in md and "| `lae` | not built |" in md   # all ten papers listed
 
 
 def test_csv_and_html(claims_file, tmp_path):
     header = to_csv([claims_file]).splitlines()[0]
-    assert header == "study,scale,id,kind,statement,comparison,test,lhs,rhs,diff,half_width_95,paper,verdict,note"
+    assert header == ("study,scale,id,kind,statement,comparison,test,lhs,rhs,diff,half_width_95,tol,sesoi,p,paper,"
+                      "unadjusted,holm,verdict,gate,loo_kept,fragile,note")
     fig = tmp_path / "results/demo/mini/figures/fig1_demo.png"
     fig.parent.mkdir(parents=True)
     fig.write_bytes(b"png")
@@ -53,7 +55,7 @@ def test_csv_and_html(claims_file, tmp_path):
     assert "<a href='../../demo/mini/figures/fig1_demo.png'><img src='../../demo/mini/figures/fig1_demo.png'" in html
     assert "class='contradicted'" in html and "class='notrun'" in html and "study note" in html
     assert html.index("<h2>Overview</h2>") < html.index("<h2 id='demo'>")
-    assert "<td>apis</td><td colspan='8'>not built" in html
+    assert "<td>apis</td><td colspan='11'>not built" in html
 
 
 def test_overview_shows_the_runs_wall_time_and_commit(claims_file):
@@ -129,3 +131,32 @@ def test_verdict_diff_lists_changed_and_moved_claims(claims_file, tmp_path):
     assert "`a.n == 80` | ✅ reproduced | ✅ reproduced | 0 → 0.5 | — |" in verdict_diff(here, other, "mini")[0]
     text_same, changed_same = verdict_diff(here, here, "mini")
     assert changed_same == 0 and "| `demo` | 3 | 3 | 0 | 0 |" in text_same and "Claims whose" not in text_same
+
+
+def test_v3_holm_regime_fragility_and_coverage_are_shown(claims_file):
+    from paperzoo.engine.io import read_json
+
+    doc = read_json(claims_file)
+    c1, c2 = doc["claims"][0], doc["claims"][1]
+    c1 |= {"unadjusted": "reproduced", "holm": "inconclusive", "verdict": "inconclusive", "p": 0.02}
+    c2 |= {"unadjusted": "contradicted", "holm": "contradicted", "fragile": True, "loo_kept": 2 / 3}
+    doc["abstract"] = [{"id": "a1", "text": "b is better", "claims": ["c1", "c2"]},
+                       {"id": "a2", "text": "it scales", "untestable": "not testable at this scale: one size"}]
+    write_json(claims_file, doc)
+    md = markdown([claims_file])
+    assert "0 of 2 reproduced, 0 negligible, 1 contradicted, 1 inconclusive** (1 of the decided ⚠ fragile)" in md
+    assert "➖ inconclusive (before Holm: ✅ reproduced)" in md and "❌ contradicted · ⚠ fragile | 67% |" in md
+    assert "| b is better | `c1` (paper): ➖ inconclusive<br>`c2` (paper): ❌ contradicted |" in md
+    assert "| it scales | *not testable at this scale: one size* |" in md
+    # a failed gate: the paper claims are out of regime, the gate's numbers in the headline
+    c2 |= {"verdict": "out of regime", "fragile": False}
+    c1 |= {"verdict": "out of regime"}
+    doc["claims"][3] |= {"gate": True, "verdict": "contradicted"}
+    doc["regime"] = {"in_regime": False, "gates": [{"id": "c4", "comparison": "a.n == 80", "verdict": "contradicted",
+                                                    "diff": -1.0, "half_width_95": 0.0}]}
+    write_json(claims_file, doc)
+    md = markdown([claims_file])
+    assert "**Paper claims: 2 of 2 out of regime** — gate `c4` (a.n == 80) contradicted, d = -1" in md
+    assert "🚫 out of regime (per claim: ❌ contradicted)" in md
+    assert "| `demo` | 2 | 0 | 0 | 0 | 0 | 2 | 0 |" in md
+    assert "⊘ out of regime" in to_html([claims_file], [], claims_file.parent)

@@ -33,14 +33,15 @@ METRICS = {
 def paper(tmp_path):
     p = tmp_path / "paper.yaml"
     p.write_text(yaml.safe_dump({
-        "study": "toy", "paired": True,
+        "study": "toy", "paired": True, "sesoi_rule": "a hundredth of a point",
+        "abstract": [{"id": "a", "text": "method is better", "claims": ["gain", "later"]}],
         "claims": [
             {"id": "gain", "kind": "paper", "statement": "method beats base", "lhs": "method.acc", "op": ">",
-             "rhs": "base.acc", "min_seeds": 4},
+             "rhs": "base.acc", "min_seeds": 4, "sesoi": 0.01},
             {"id": "bound", "kind": "check", "statement": "upper beats method", "lhs": "upper.acc", "op": ">",
              "rhs": "method.acc", "paired": False},
             {"id": "later", "kind": "paper", "statement": "paper scale only", "lhs": "method.acc", "op": ">",
-             "rhs": 0.0, "scales": ["paper"]},
+             "rhs": 0.0, "scales": ["paper"], "sesoi": 0.01},
         ]}))
     return load_paper(p)
 
@@ -82,7 +83,8 @@ def test_study_table_shares(paper):
     # all four seeds: mean gain 0.25 with seed 3 reversed -> inconclusive
     assert gain["verdict"] == "inconclusive" and gain["shares"][4]["inconclusive"] == 1.0
     # of the four 3-seed subsets only {0, 1, 2} (gains 1.0, 1.1, 0.9) excludes zero
-    assert gain["shares"][3] == {"reproduced": 0.25, "inconclusive": 0.75, "contradicted": 0.0}
+    assert gain["shares"][3] == {"reproduced": 0.25, "negligible": 0.0, "inconclusive": 0.75, "contradicted": 0.0,
+                                 "out of regime": 0.0}
     assert t["claims"]["bound"]["shares"][3]["reproduced"] == 1.0
     assert "later" not in t["claims"]                                  # not run at this scale
     assert t["per_k"][3]["subsets"] == 4 and t["per_k"][3]["of"] == 4

@@ -1,10 +1,15 @@
-"""The claims engine: one computed verdict per claim of a paper.
+"""The claims engine: one computed verdict per claim of a paper (claims v3).
 
-Each study keeps ``studies/<slug>/paper.yaml`` with the paper's reference numbers and its
-claims. A claim compares two sides, each an aggregated metric ``"<arm>.<metric>"`` or a
-plain number::
+Each study keeps ``studies/<slug>/paper.yaml`` with the paper's reference numbers, the
+abstract's testable statements and its claims. A claim compares two sides, each an aggregated
+metric ``"<arm>.<metric>"`` or a plain number::
 
     paired: true           # study default: arms of seed k share seed k's init/data/class order
+    learned: true          # default; false for deterministic studies (no sesoi required)
+    sesoi_rule: "..."      # how this study's smallest effects of interest were set, stated once
+    abstract:              # the abstract's testable statements, each tested by claims or not testable here
+      - {id: a1, text: "...", claims: [ensemble_beats_seq]}
+      - {id: a2, text: "...", untestable: "not testable at this scale: needs ImageNet-21k"}
     claims:
       - id: ensemble_beats_seq
         kind: paper        # paper | prediction | check (required, see KINDS)
@@ -14,8 +19,11 @@ plain number::
         rhs: seq_pet.acc_last
         rhs_scale: 1.0     # optional: the rhs side multiplied by this number (e.g. 0.85 x a reference)
         min_seeds: 3       # runs needed on every metric side (1 for deterministic computations)
-        atol: 0.0          # tolerance added to the margin (absolute) ...
-        rtol: 0.0          # ... and relative to |mean(rhs)|
+        atol: 0.0          # tolerance (absolute) ...
+        rtol: 0.0          # ... and relative to |mean(rhs)|: a margin on > and <, the bound of ~=
+        sesoi: 0.01        # smallest effect of interest, units of lhs - rhs (paper ordering claims)
+        sesoi_source: "..."  # where that number comes from (or the study's sesoi_rule)
+        gate: false        # true on a check/prediction that states the paper's regime
         paired: true       # optional: overrides the study default for this claim
         paper: ref_id      # a reference id from ``references:``, or null
         scales: [mini, paper]   # optional: the scales at which the claim is judged
@@ -23,47 +31,73 @@ plain number::
 
 Claim kinds (headlines count ``paper`` claims only)
 ----------------------------------------------------
-* ``paper``: the paper states it (its reference cites the section/table/figure);
+* ``paper``: the paper states it: it tests one of the abstract's statements (``abstract:``)
+  or its reference cites a table, figure or section of the paper;
 * ``prediction``: our model's own prediction, a control arm or a diagnostic we defined;
 * ``check``: a numerical self-check or bookkeeping (e.g. "all 80 groups were scanned").
 
 The verdict rule (the only place it is stated)
 ----------------------------------------------
-Let d be the difference lhs − rhs (rhs × ``rhs_scale`` where a claim gives one) and h the 95 %
-half-width of its confidence interval,
-computed by one of three tests (recorded per claim as ``test``):
+Let d be the difference lhs − rhs (rhs × ``rhs_scale`` where a claim gives one), se its
+standard error and df its degrees of freedom, from one of three tests (recorded as ``test``):
 
 * ``paired`` — both sides are metrics of runs with the same seeds and the claim is paired
-  (the study's ``paired:`` default or the claim's own). With per-seed differences
-  d_i = lhs_i − rhs_i over the n common seeds: d = mean(d_i), se = sd(d_i)/√n,
-  h = t(0.975, n − 1)·se (h = 0 when n = 1 or every d_i is equal). The two sides must have
-  exactly the same seeds; otherwise the claim is an error, not a verdict.
-* ``welch`` — unpaired: d = mean(lhs) − mean(rhs), se = sqrt(s_l²/n_l + s_r²/n_r),
-  h = t·se with t the 0.975 Student quantile at the Welch–Satterthwaite degrees of freedom
-  (h = 0 when both sides are deterministic, se = 0). ``one-sample`` is the same with a number
-  on one side (it adds no variance).
+  (the study's ``paired:`` default or the claim's own): per-seed differences
+  d_i = lhs_i − rhs_i over the n common seeds, d = mean(d_i), se = sd(d_i)/√n, df = n − 1
+  (se = 0 when n = 1 or every d_i is equal). The two sides must have exactly the same seeds;
+  otherwise the claim is an error, not a verdict.
+* ``welch`` — unpaired: d = mean(lhs) − mean(rhs), se = sqrt(s_l²/n_l + s_r²/n_r), df by
+  Welch–Satterthwaite. A metric side with one run beside a side with several is an error: one
+  run of a stochastic arm has an unknown spread, not a zero one. ``one-sample`` is the same
+  with a number on one side (it adds no variance).
 * ``exact`` — the ``==`` operator (counts): both sides must be deterministic.
 
-Then, with tol = atol + rtol·|mean(rhs)|:
+Every verdict is a one-sided test at **α = 0.025** (``ALPHA``), so its interval is the 95 %
+two-sided one: h = t(1 − α, df)·se (h = 0 where se = 0, and then a test passes on the strict
+inequality). With tol = atol + rtol·|mean(rhs)| and, for ``<``, d read as −d:
 
-* Too few runs on any metric side (n < min_seeds) → ``inconclusive``.
-* ``>``: d > h + tol → ``reproduced``; d < −(h + tol) → ``contradicted``; else ``inconclusive``.
-* ``<``: the same with d negated.
-* ``~=`` (agreement): h > tol → ``inconclusive`` (the error bars are too wide to tell);
-  |d| ≤ tol + h → ``reproduced``; otherwise ``contradicted``.
-* ``==`` (exact): se > 0 on a side → ``inconclusive``; d == 0 → ``reproduced``, otherwise
-  ``contradicted``.
+* ``>``/``<``: tol is a **margin** ("by more than tol"): reproduced when d − tol > h (p of
+  H0: δ ≤ tol below α); contradicted when d − tol < −h (the whole interval lies below the
+  margin: "not by more than tol"). With tol = 0 this is the plain ordering.
+* ``~=`` is an equivalence test (**TOST**, each one-sided test at α): reproduced when the
+  interval lies inside (−tol, +tol); contradicted when it lies entirely outside; else
+  inconclusive.
+* ``==``: se > 0 on a side → inconclusive; d == 0 → reproduced, otherwise contradicted.
+* **negligible** (``>``/``<`` claims with a ``sesoi``): neither ordering is shown and the
+  interval lies inside (−sesoi, +sesoi) — "no effect of the claimed size at this scale". It is
+  a decided verdict. An ordering that is shown takes precedence (below the paper scale only
+  directions and orderings are claimed); when its interval also lies within ±sesoi it is marked
+  ``below_sesoi``: the effect is real but smaller than the smallest effect of interest.
+* Too few runs on any metric side (n < min_seeds) → inconclusive.
 
-So "reproduced" for an ordering means the 95 % confidence interval of the difference lies
-on the claimed side, beyond the tolerance; an agreement means the difference is within the
-stated tolerance given error bars that are themselves narrower than it. A claim limited to
-other ``scales`` is listed with the status ``not run`` and counts in no verdict.
+Each verdict carries ``p``: the p-value of the test that decided it (for an inconclusive one,
+the smallest of its candidate tests).
+
+Multiplicity. The paper claims a study judges at one scale are one family. Their p-values go
+through Holm's step-down procedure at α (sorted ascending, the i-th of m passes while every
+p_(j≤i) < α / (m − j + 1)); a decided verdict whose test does not pass becomes inconclusive
+(reason ``Holm``). Holm controls the family-wise error of the decisions at α; predictions and
+checks are not adjusted. ``holm`` holds the adjusted verdict, ``unadjusted`` the per-claim one.
+
+Regime. A check or prediction marked ``gate: true`` states the regime the paper relies on. If a
+gate judged at this scale is not reproduced, every paper claim of the study is reported
+**out of regime** (its statistical verdicts kept in ``unadjusted``/``holm``, counted in no
+decided total).
+
+Stability. For a study with n ≥ 3 seeds every claim is re-judged (the whole procedure, Holm
+and gates included) on each leave-one-seed-out subset of the runs (``min_seeds`` capped at
+n − 1); ``loo_kept`` is the share of subsets giving the same final verdict, and a decided verdict
+kept by fewer than all is ``fragile``.
+
+``verdict`` is the final one (out of regime > Holm-adjusted > per-claim); headlines count it. A
+claim limited to other ``scales`` is listed as ``not run`` and counts in no verdict.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -71,15 +105,25 @@ from typing import Any, Mapping
 from scipy import stats
 
 from .io import read_json, read_yaml, write_json
+from .metrics import restrict, seed_ids
 
-VERDICTS = ("reproduced", "inconclusive", "contradicted")
+ALPHA = 0.025          # one-sided, per verdict
+LEVEL = 1 - 2 * ALPHA  # the two-sided interval every verdict reads (95 %)
+VERDICTS = ("reproduced", "negligible", "inconclusive", "contradicted")
+DECIDED = ("reproduced", "negligible", "contradicted")
+OUT_OF_REGIME = "out of regime"  # a paper claim of a study whose regime gate failed
 NOT_RUN = "not run"  # a claim limited to other scales: listed, never counted as a verdict
+STATUSES = (*VERDICTS, OUT_OF_REGIME, NOT_RUN)
 KINDS = ("paper", "prediction", "check")
 OPS = (">", "<", "~=", "==")
 CLAIM_KEYS = {"id", "kind", "statement", "lhs", "op", "rhs", "rhs_scale", "min_seeds", "atol", "rtol",
-              "paired", "paper", "scales", "note"}
-PAPER_KEYS = {"study", "title", "arxiv", "code", "note", "paired", "references", "claims"}
+              "paired", "paper", "scales", "note", "sesoi", "sesoi_source", "gate"}
+PAPER_KEYS = {"study", "title", "arxiv", "code", "note", "paired", "references", "claims", "learned",
+              "sesoi_rule", "abstract"}
 REFERENCE_KEYS = {"id", "value", "source", "short", "verified", "note"}
+ABSTRACT_KEYS = {"id", "text", "claims", "untestable"}
+# a reference that cites a place in the paper (a paper claim not in the abstract needs one)
+CITES_PLACE = re.compile(r"\b(Table|Tab\.|Fig\.?|Figure|Sec\.?|Section|§|Eq\.?|Appendix)\s*[\dA-Z(]", re.I)
 
 
 @dataclass(frozen=True)
@@ -132,15 +176,29 @@ def scaled(side: Side, factor: float) -> Side:
                 {k: v * factor for k, v in side.by_seed.items()})
 
 
-def half_width(lhs: Side, rhs: Side, level: float = 0.95) -> tuple[float, float]:
-    """(se, t·se) of mean(lhs) − mean(rhs) with Welch–Satterthwaite degrees of freedom."""
-    noisy = [s for s in (lhs, rhs) if not math.isinf(s.n) and s.std > 0]  # n ≥ 2 here
+def welch_se(lhs: Side, rhs: Side) -> tuple[float, float]:
+    """(se, df) of mean(lhs) − mean(rhs), Welch–Satterthwaite; (0, inf) when neither side varies.
+
+    Raises ValueError for a metric side with one run beside a side with several: one run of a
+    stochastic arm has an unknown spread, not a zero one."""
+    metric = [s for s in (lhs, rhs) if not math.isinf(s.n)]
+    if len(metric) == 2 and min(s.n for s in metric) < 2 <= max(s.n for s in metric):
+        one = next(s for s in metric if s.n < 2)
+        raise ValueError(f"Welch interval: {one.ref} has {int(one.n)} run beside a side with several; a single run "
+                         "of a stochastic arm has an unknown spread (run more seeds, or pair the claim)")
+    noisy = [s for s in metric if s.std > 0]  # n ≥ 2 here
     terms = [s.std**2 / s.n for s in noisy]  # variance of each side's mean
     if not terms:
-        return 0.0, 0.0
+        return 0.0, math.inf
     se = math.sqrt(sum(terms))
     dof = se**4 / sum(v**2 / (s.n - 1) for v, s in zip(terms, noisy))
-    return se, float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return se, dof
+
+
+def half_width(lhs: Side, rhs: Side, level: float = LEVEL) -> tuple[float, float]:
+    """(se, t·se) of mean(lhs) − mean(rhs) with Welch–Satterthwaite degrees of freedom."""
+    se, dof = welch_se(lhs, rhs)
+    return se, (float(stats.t.ppf(0.5 + level / 2, dof)) * se if se > 0 else 0.0)
 
 
 def paired_differences(lhs: Side, rhs: Side) -> list[float]:
@@ -156,17 +214,20 @@ def paired_differences(lhs: Side, rhs: Side) -> list[float]:
     return [lhs.by_seed[k] - rhs.by_seed[k] for k in sorted(lhs.by_seed, key=int)]
 
 
-def paired_half_width(diffs: list[float], level: float = 0.95) -> tuple[float, float]:
-    """(se, t·se) of the mean of per-seed differences: one-sample Student interval, df = n − 1."""
+def paired_se(diffs: list[float]) -> tuple[float, float]:
+    """(se, df) of the mean of per-seed differences; se = 0 for one pair or identical ones."""
     n = len(diffs)
     if n < 2:
-        return 0.0, 0.0
+        return 0.0, math.inf
     m = sum(diffs) / n
     sd = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
-    if sd == 0.0:
-        return 0.0, 0.0
-    se = sd / math.sqrt(n)
-    return se, float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    return sd / math.sqrt(n), float(n - 1)
+
+
+def paired_half_width(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
+    """(se, t·se) of the mean of per-seed differences: one-sample Student interval, df = n − 1."""
+    se, dof = paired_se(diffs)
+    return se, (float(stats.t.ppf(0.5 + level / 2, dof)) * se if se > 0 else 0.0)
 
 
 def choose_test(lhs: Side, op: str, rhs: Side, paired: bool) -> str:
@@ -178,37 +239,99 @@ def choose_test(lhs: Side, op: str, rhs: Side, paired: bool) -> str:
     return "paired" if paired else "welch"
 
 
-def verdict(lhs: Side, op: str, rhs: Side, *, min_seeds: int = 3,
-            atol: float = 0.0, rtol: float = 0.0, paired: bool = False) -> tuple[str, dict]:
-    """Apply the module's verdict rule; return (verdict, numbers used incl. the ``test``)."""
+def p_above(x: float, se: float, dof: float) -> float:
+    """p-value of H0: δ ≤ x against δ > x for an estimate d with (se, df), given ``x = d − bound``
+    already subtracted: survival of the t statistic. With se = 0 the test is exact: 0 when the
+    strict inequality x > 0 holds, else 1."""
+    if se == 0:
+        return 0.0 if x > 0 else 1.0
+    return float(stats.t.sf(x / se, dof))
+
+
+def candidate_tests(d: float, se: float, dof: float, op: str, tol: float, sesoi: float | None) -> dict[str, float]:
+    """The p-value of each verdict a claim can reach (the rule in the module docstring)."""
+    if op == "~=":
+        return {"reproduced": max(p_above(d + tol, se, dof), p_above(tol - d, se, dof)),
+                "contradicted": min(p_above(d - tol, se, dof), p_above(-d - tol, se, dof))}
+    signed = d if op == ">" else -d
+    out = {"reproduced": p_above(signed - tol, se, dof), "contradicted": p_above(tol - signed, se, dof)}
+    if sesoi is not None:
+        out["negligible"] = max(p_above(d + sesoi, se, dof), p_above(sesoi - d, se, dof))
+    return out
+
+
+def verdict(lhs: Side, op: str, rhs: Side, *, min_seeds: int = 3, atol: float = 0.0, rtol: float = 0.0,
+            paired: bool = False, sesoi: float | None = None, alpha: float = ALPHA) -> tuple[str, dict]:
+    """Apply the module's verdict rule; return (verdict, numbers used incl. ``test`` and ``p``)."""
     if op not in OPS:
         raise ValueError(f"op {op!r} not one of {OPS}")
     test = choose_test(lhs, op, rhs, paired)
     if test == "paired":
         diffs = paired_differences(lhs, rhs)
         d = sum(diffs) / len(diffs)
-        se, h = paired_half_width(diffs)
+        se, dof = paired_se(diffs)
     else:
         d = lhs.mean - rhs.mean
-        se, h = half_width(lhs, rhs)
+        se, dof = (0.0, math.inf) if test == "exact" else welch_se(lhs, rhs)
+    h = float(stats.t.ppf(1 - alpha, dof)) * se if se > 0 else 0.0
     tol = atol + rtol * abs(rhs.mean)
-    numbers = {"test": test, "diff": d, "se": se, "half_width_95": h, "tol": tol}
+    numbers = {"test": test, "diff": d, "se": se, "df": None if math.isinf(dof) else dof,
+               "half_width_95": h, "tol": tol, "sesoi": sesoi}
     if any(s.n < min_seeds for s in (lhs, rhs)):
-        return "inconclusive", {**numbers, "reason": f"fewer than {min_seeds} runs"}
+        return "inconclusive", {**numbers, "p": 1.0, "reason": f"fewer than {min_seeds} runs"}
     if op == "==":
-        if se > 0:
-            return "inconclusive", {**numbers, "reason": "'==' needs deterministic sides"}
-        return ("reproduced" if d == 0 else "contradicted"), numbers
-    if op == "~=":
-        if h > tol:
-            return "inconclusive", {**numbers, "reason": "error bars wider than the tolerance"}
-        return ("reproduced" if abs(d) <= tol + h else "contradicted"), numbers
-    signed = d if op == ">" else -d
-    if signed > h + tol:
-        return "reproduced", numbers
-    if signed < -(h + tol):
-        return "contradicted", numbers
-    return "inconclusive", numbers
+        if lhs.std > 0 or rhs.std > 0:
+            return "inconclusive", {**numbers, "p": 1.0, "reason": "'==' needs deterministic sides"}
+        return ("reproduced" if d == 0 else "contradicted"), {**numbers, "p": 0.0}
+    ps = candidate_tests(d, se, dof, op, tol, sesoi)
+    small = "negligible" in ps and ps["negligible"] < alpha
+    for v in ("reproduced", "contradicted", "negligible"):   # an ordering first: see the docstring
+        if ps.get(v, 1.0) < alpha:
+            if small and v != "negligible":
+                numbers["below_sesoi"] = True
+                numbers["reason"] = "the ordering holds, but the whole interval lies within ±sesoi"
+            return v, {**numbers, "p": ps[v]}
+    return "inconclusive", {**numbers, "p": min(ps.values())}
+
+
+def holm(ps: Mapping[str, float], alpha: float = ALPHA) -> dict[str, bool]:
+    """Holm's step-down over a family: ``{id: passes}``. Sorted ascending, the i-th (1-based) of
+    m passes while every p_(j≤i) < α / (m − j + 1)."""
+    m, out, going = len(ps), {}, True
+    for i, (cid, p) in enumerate(sorted(ps.items(), key=lambda kv: (kv[1], kv[0]))):
+        going = going and p < alpha / (m - i)
+        out[cid] = going
+    return out
+
+
+def _check_abstract(path, paper: Mapping, ids: set[str], refs: Mapping) -> None:
+    """The abstract's statements: each maps to claims or says why it is not testable; every paper
+    claim is listed under one of them or cites a table/figure/section through its reference."""
+    covered = set()
+    for i, a in enumerate(paper.get("abstract") or []):
+        where = f"{path}: abstract[{i}]"
+        if not isinstance(a, dict) or "id" not in a or "text" not in a:
+            raise ValueError(f"{where}: needs 'id' and 'text'")
+        bad = set(a) - ABSTRACT_KEYS
+        if bad:
+            raise ValueError(f"{where} ({a['id']}): unknown key(s) {sorted(bad)}; allowed: {sorted(ABSTRACT_KEYS)}")
+        if ("claims" in a) == ("untestable" in a):
+            raise ValueError(f"{where} ({a['id']}): give exactly one of 'claims' (the claims that test it) or "
+                             "'untestable' (why not at this scale)")
+        for cid in a.get("claims") or []:
+            if cid not in ids:
+                raise ValueError(f"{where} ({a['id']}): claim {cid!r} is not in claims")
+        if "claims" in a and not a["claims"]:
+            raise ValueError(f"{where} ({a['id']}): 'claims' is empty")
+        covered |= set(a.get("claims") or [])
+    for c in paper["claims"]:
+        if c["kind"] != "paper" or c["id"] in covered:
+            continue
+        src = str((refs.get(c.get("paper")) or {}).get("source") or "")
+        if not CITES_PLACE.search(src):
+            raise ValueError(f"{path}: paper claim {c['id']!r} tests no statement of 'abstract:' and its reference "
+                             "cites no table, figure or section of the paper; list it under an abstract statement, "
+                             "cite the place, or make it a 'prediction'")
 
 
 def load_paper(path: str | os.PathLike) -> dict:
@@ -219,8 +342,10 @@ def load_paper(path: str | os.PathLike) -> dict:
     unknown = set(paper) - PAPER_KEYS
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(PAPER_KEYS)}")
-    if not isinstance(paper.get("paired", False), bool):
-        raise ValueError(f"{path}: 'paired' must be true or false, got {paper['paired']!r}")
+    for key in ("paired", "learned"):
+        if not isinstance(paper.get(key, False), bool):
+            raise ValueError(f"{path}: {key!r} must be true or false, got {paper[key]!r}")
+    learned = paper.get("learned", True)
     refs = {}
     for i, r in enumerate(paper.get("references") or []):
         bad = set(r) - REFERENCE_KEYS
@@ -237,21 +362,47 @@ def load_paper(path: str | os.PathLike) -> dict:
         for key in ("id", "kind", "statement", "lhs", "op", "rhs"):
             if key not in c:
                 raise ValueError(f"{where}: missing key {key!r}")
+        where = f"{where} ({c['id']})"
         if c["kind"] not in KINDS:
-            raise ValueError(f"{where} ({c['id']}): kind {c['kind']!r} not one of {KINDS}")
+            raise ValueError(f"{where}: kind {c['kind']!r} not one of {KINDS}")
         if c["op"] not in OPS:
-            raise ValueError(f"{where} ({c['id']}): op {c['op']!r} not one of {OPS}")
-        if "rhs_scale" in c and (isinstance(c["rhs_scale"], bool) or not isinstance(c["rhs_scale"], (int, float))):
-            raise ValueError(f"{where} ({c['id']}): 'rhs_scale' must be a number, got {c['rhs_scale']!r}")
-        if "paired" in c and not isinstance(c["paired"], bool):
-            raise ValueError(f"{where} ({c['id']}): 'paired' must be true or false, got {c['paired']!r}")
+            raise ValueError(f"{where}: op {c['op']!r} not one of {OPS}")
+        for key in ("rhs_scale", "sesoi", "atol", "rtol"):
+            if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float))):
+                raise ValueError(f"{where}: {key!r} must be a number, got {c[key]!r}")
+        for key in ("paired", "gate"):
+            if key in c and not isinstance(c[key], bool):
+                raise ValueError(f"{where}: {key!r} must be true or false, got {c[key]!r}")
+        if c.get("gate") and c["kind"] == "paper":
+            raise ValueError(f"{where}: a regime gate is a 'check' or 'prediction', not a paper claim")
+        if "sesoi" in c:
+            if c["op"] not in (">", "<"):
+                raise ValueError(f"{where}: 'sesoi' applies to '>'/'<' claims (a '~=' claim's tolerance is its bound)")
+            if c["sesoi"] <= 0:
+                raise ValueError(f"{where}: 'sesoi' must be > 0, got {c['sesoi']!r}")
+            if not (c.get("sesoi_source") or paper.get("sesoi_rule")):
+                raise ValueError(f"{where}: 'sesoi' needs a 'sesoi_source' (or the study's 'sesoi_rule')")
+        elif learned and c["kind"] == "paper" and c["op"] in (">", "<"):
+            raise ValueError(f"{where}: a paper ordering claim of a learned study declares its smallest effect of "
+                             "interest: add 'sesoi' (units of lhs - rhs) and 'sesoi_source' (or set 'learned: false' "
+                             "for a deterministic study)")
         if c["id"] in seen:
-            raise ValueError(f"{where}: duplicate claim id {c['id']!r}")
+            raise ValueError(f"{where}: duplicate claim id")
         seen.add(c["id"])
         if c.get("paper") is not None and c["paper"] not in refs:
-            raise ValueError(f"{where} ({c['id']}): paper reference {c['paper']!r} not in references")
+            raise ValueError(f"{where}: paper reference {c['paper']!r} not in references")
+    if any(c["kind"] == "paper" for c in paper["claims"]) and "abstract" not in paper:
+        raise ValueError(f"{path}: a study with paper claims lists the abstract's testable statements under "
+                         "'abstract:' (each with the 'claims' that test it or why it is 'untestable')")
+    _check_abstract(path, paper, seen, refs)
     paper["_refs"] = refs
     return paper
+
+
+def with_min_seeds(paper: Mapping, k: int) -> dict:
+    """``paper`` as a ``k``-seed study would have declared it: every claim's ``min_seeds``
+    capped at ``k`` (a claim asking for 5 runs of a 5-seed study asks for 3 of a 3-seed one)."""
+    return {**paper, "claims": [{**c, "min_seeds": min(int(c.get("min_seeds", 3)), k)} for c in paper["claims"]]}
 
 
 def _reference(ref: Mapping | None) -> dict | None:
@@ -261,11 +412,8 @@ def _reference(ref: Mapping | None) -> dict | None:
             "source": ref.get("source"), "verified": bool(ref.get("verified", False))}
 
 
-def evaluate(paper: Mapping, metrics: Mapping, scale: str) -> dict:
-    """Verdicts for every claim of ``paper`` against aggregated ``metrics`` at ``scale``.
-
-    Claims limited to other scales are listed with ``verdict: "not run"`` and no numbers.
-    """
+def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) -> tuple[list[dict], dict]:
+    """Per-claim verdicts, Holm inside the paper claims, and the regime gates: (claims, regime)."""
     arms = metrics["arms"]
     out = []
     for c in paper["claims"]:
@@ -275,31 +423,81 @@ def evaluate(paper: Mapping, metrics: Mapping, scale: str) -> dict:
         rhs_text = c["rhs"] if factor == 1.0 else f"{factor:g} × {c['rhs']}"
         row = {"id": c["id"], "kind": c["kind"], "statement": c["statement"],
                "comparison": f"{c['lhs']} {c['op']} {rhs_text}", "note": c.get("note"),
+               "gate": bool(c.get("gate", False)), "sesoi_source": c.get("sesoi_source"),
                "paper": _reference(paper["_refs"].get(c.get("paper")))}
         if "scales" in c and scale not in c["scales"]:
-            out.append({**row, "test": None, "verdict": NOT_RUN, "ours": None,
-                        "scales": list(c["scales"])})
+            out.append({**row, "test": None, "verdict": NOT_RUN, "unadjusted": NOT_RUN, "holm": NOT_RUN,
+                        "p": None, "ours": None, "scales": list(c["scales"])})
             continue
         lhs, rhs = resolve(c["lhs"], arms, where), scaled(resolve(c["rhs"], arms, where), factor)
         try:
             v, numbers = verdict(lhs, c["op"], rhs, min_seeds=int(c.get("min_seeds", 3)),
                                  atol=float(c.get("atol", 0.0)), rtol=float(c.get("rtol", 0.0)),
-                                 paired=paired)
+                                 paired=paired, sesoi=c.get("sesoi"), alpha=alpha)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
-        out.append({**row, "test": numbers.pop("test"), "verdict": v,
-                    "ours": {"lhs": lhs.as_dict(), "rhs": rhs.as_dict(), **numbers}})
+        out.append({**row, "test": numbers.pop("test"), "unadjusted": v, "holm": v, "verdict": v,
+                    "p": numbers.pop("p"), "ours": {"lhs": lhs.as_dict(), "rhs": rhs.as_dict(), **numbers}})
+    family = {c["id"]: c["p"] for c in out if c["kind"] == "paper" and c["verdict"] != NOT_RUN}
+    passes = holm(family, alpha)
+    for c in out:
+        if c["id"] in passes and c["unadjusted"] in DECIDED and not passes[c["id"]]:
+            c["holm"] = c["verdict"] = "inconclusive"
+            c["ours"]["reason"] = f"Holm: p = {c['p']:.2g} does not pass within {len(family)} paper claims"
+    gates = [{"id": c["id"], "comparison": c["comparison"], "verdict": c["verdict"],
+              "diff": c["ours"]["diff"], "half_width_95": c["ours"]["half_width_95"]}
+             for c in out if c["gate"] and c["verdict"] != NOT_RUN]
+    in_regime = all(g["verdict"] == "reproduced" for g in gates) if gates else None
+    if in_regime is False:
+        for c in out:
+            if c["kind"] == "paper" and c["verdict"] != NOT_RUN:
+                c["verdict"] = OUT_OF_REGIME
+    return out, {"in_regime": in_regime, "gates": gates}
+
+
+def leave_one_out(paper: Mapping, metrics: Mapping, scale: str, final: Mapping[str, str],
+                  alpha: float = ALPHA) -> dict[str, dict] | None:
+    """Per claim, the share of leave-one-seed-out subsets whose final verdict equals ``final[id]``
+    (``None`` for a study with fewer than 3 seeds)."""
+    ids, n = seed_ids(metrics)
+    if n < 3:
+        return None
+    kept = {cid: 0 for cid, v in final.items() if v != NOT_RUN}
+    capped = with_min_seeds(paper, n - 1)
+    for drop in ids:
+        sub, _ = judge(capped, restrict(metrics, set(ids) - {drop}, n), scale, alpha)
+        for c in sub:
+            if c["id"] in kept:
+                kept[c["id"]] += c["verdict"] == final[c["id"]]
+    return {cid: {"loo_kept": k / n, "subsets": n} for cid, k in kept.items()}
+
+
+def evaluate(paper: Mapping, metrics: Mapping, scale: str, *, stability: bool = True,
+             alpha: float = ALPHA) -> dict:
+    """Verdicts for every claim of ``paper`` against aggregated ``metrics`` at ``scale``: per
+    claim, Holm-adjusted, regime-gated, and (``stability``) their leave-one-seed-out share.
+
+    Claims limited to other scales are listed with ``verdict: "not run"`` and no numbers.
+    """
+    out, regime = judge(paper, metrics, scale, alpha)
+    loo = leave_one_out(paper, metrics, scale, {c["id"]: c["verdict"] for c in out}, alpha) if stability else None
+    for c in out:
+        s = (loo or {}).get(c["id"])
+        c["loo_kept"] = None if s is None else s["loo_kept"]
+        c["fragile"] = bool(s is not None and s["loo_kept"] < 1.0 and c["verdict"] in DECIDED)
     references = [_reference(r) | {"note": r.get("note")} for r in paper["_refs"].values()]
     return {"study": paper.get("study", metrics.get("study")), "scale": scale,
             "title": paper.get("title"), "arxiv": paper.get("arxiv"), "code": paper.get("code"),
             "note": paper.get("note"), "provenance": metrics.get("provenance"), "references": references,
+            "alpha": alpha, "multiplicity": "holm (paper claims)", "regime": regime,
+            "sesoi_rule": paper.get("sesoi_rule"), "abstract": list(paper.get("abstract") or []),
             "claims": out}
 
 
 def counts(claims: list[Mapping], kind: str | None = None) -> dict[str, int]:
-    """Verdict counts (``not run`` separately) over the claims of one kind, or all."""
+    """Final-verdict counts (out of regime and not run separately) over the claims of one kind, or all."""
     sel = [c for c in claims if kind is None or c["kind"] == kind]
-    return {v: sum(c["verdict"] == v for c in sel) for v in (*VERDICTS, NOT_RUN)}
+    return {v: sum(c["verdict"] == v for c in sel) for v in STATUSES}
 
 
 def main(argv: list[str] | None = None) -> None:

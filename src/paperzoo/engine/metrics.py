@@ -169,6 +169,40 @@ def seed_summary(pairs: Iterable[tuple[int, float]]) -> dict:
             "by_seed": {str(seed): x for seed, x in pairs}}
 
 
+def seed_ids(metrics: Mapping) -> tuple[list[str], int]:
+    """(the seed ids of the arms run with the most seeds, that count), ids in numeric order."""
+    n_max, ids = 0, set()
+    for arm in metrics["arms"].values():
+        for m in arm.values():
+            bs = m.get("by_seed") or {}
+            if len(bs) > n_max:
+                n_max, ids = len(bs), set(bs)
+            elif len(bs) == n_max:
+                ids |= set(bs)
+    return sorted(ids, key=int), n_max
+
+
+def _full_arm(arm: Mapping, n_max: int) -> bool:
+    return max((len(m.get("by_seed") or {}) for m in arm.values()), default=0) == n_max
+
+
+def restrict(metrics: Mapping, seeds: set[str], n_max: int) -> dict:
+    """``metrics`` with every metric of every full arm (run on ``n_max`` seeds) restricted to
+    ``seeds``: mean, sample std, n and by_seed recomputed by ``engine.metrics.seed_summary``
+    (as ``aggregate`` made them). Arms with fewer seeds are returned unchanged."""
+    arms = {}
+    for name, arm in metrics["arms"].items():
+        if not _full_arm(arm, n_max):
+            arms[name] = arm
+            continue
+        out = {}
+        for key, m in arm.items():
+            pairs = [(int(s), float(v)) for s, v in (m.get("by_seed") or {}).items() if s in seeds]
+            out[key] = {**m, **seed_summary(pairs)} if pairs else m
+        arms[name] = out
+    return {**metrics, "arms": arms}
+
+
 def aggregate(run_files: Iterable[str | os.PathLike]) -> dict:
     """Mean, sample std and n per arm and metric over the given run files, and their
     ``provenance``: the number of runs, the sum of their wall seconds, the git commits they ran

@@ -19,16 +19,26 @@ import math
 import os
 from pathlib import Path
 
-from .claims import KINDS, NOT_RUN, counts
+from .claims import ALPHA, DECIDED, KINDS, NOT_RUN, OUT_OF_REGIME, counts
 from .io import read_json, write_text
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
-SYMBOL = {"reproduced": "✅ reproduced", "inconclusive": "➖ inconclusive", "contradicted": "❌ contradicted",
-          NOT_RUN: "⏸ not run"}
+SYMBOL = {"reproduced": "✅ reproduced", "negligible": "🟰 negligible", "inconclusive": "➖ inconclusive",
+          "contradicted": "❌ contradicted", OUT_OF_REGIME: "🚫 out of regime", NOT_RUN: "⏸ not run"}
 # The HTML report uses marks every text font has (headless Chromium on Debian has no emoji font:
 # the emoji above rendered as empty boxes there); the verdict cell's colour comes from its class.
-HTML_SYMBOL = {"reproduced": "✓ reproduced", "inconclusive": "– inconclusive", "contradicted": "✗ contradicted",
-               NOT_RUN: "· not run"}
+HTML_SYMBOL = {"reproduced": "✓ reproduced", "negligible": "≈ negligible", "inconclusive": "– inconclusive",
+               "contradicted": "✗ contradicted", OUT_OF_REGIME: "⊘ out of regime", NOT_RUN: "· not run"}
+# How to read a verdict; printed above the tables (the rule itself is in engine.claims).
+LEGEND = (f"Each verdict is a one-sided test at α = {ALPHA} (its 95 % interval is shown); `>`/`<` with a tolerance "
+          "test a margin (\"by more than tol\"), `~=` is an equivalence test (TOST). *Negligible*: the interval lies "
+          "inside ±sesoi, the claim's smallest effect of interest, and no ordering is shown (no effect of the claimed "
+          "size at this scale); an ordering shown with its interval inside ±sesoi is marked *within ±sesoi*. "
+          "Paper claims are Holm-adjusted within each study (the headline counts the adjusted verdicts; a verdict "
+          "changed by Holm shows the per-claim one beside it). A study whose regime gate (a check marked gate) is "
+          "not reproduced has its paper claims *out of regime*: listed, counted in no decided total. *LOO* is the "
+          "share of leave-one-seed-out subsets that keep the verdict; a verdict kept by fewer than all is "
+          "⚠ fragile and may not survive a rerun on another CPU.")
 KIND_TITLE = {"paper": "Paper claims", "prediction": "Our predictions and controls",
               "check": "Self-checks and bookkeeping"}
 
@@ -51,16 +61,41 @@ def _side(side: dict) -> str:
 
 
 def _diff(c: dict) -> str:
-    """The tested difference with its 95 % half-width (and the tolerance when there is one)."""
+    """The tested difference with its 95 % half-width, the margin or bound, the sesoi and p."""
     o = c["ours"]
     if o is None:
         return "—"
     text = f"{o['diff']:+.3g}"
     if o["half_width_95"] > 0:
         text += f" ± {_num(o['half_width_95'], 2)}"
+    extra = []
     if o["tol"] > 0:
-        text += f" (tol {_num(o['tol'], 2)})"
+        extra.append(f"{'bound ±' if ' ~= ' in c['comparison'] else 'margin '}{_num(o['tol'], 2)}")
+    if o.get("sesoi"):
+        extra.append(f"sesoi {_num(o['sesoi'], 2)}")
+    if c.get("p") is not None and c["verdict"] != NOT_RUN and o["half_width_95"] > 0:
+        extra.append(f"p {c['p']:.2g}")
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _verdict_cell(c: dict, symbols: dict = SYMBOL) -> str:
+    """The final verdict; the per-claim one beside it where Holm or the regime changed it; fragility."""
+    text = symbols[c["verdict"]]
+    if c["verdict"] == OUT_OF_REGIME:
+        text += f" (per claim: {symbols[c.get('holm') or 'inconclusive']})"
+    elif c.get("unadjusted") and c["unadjusted"] != c["verdict"]:
+        text += f" (before Holm: {symbols[c['unadjusted']]})"
+    if (c.get("ours") or {}).get("below_sesoi"):
+        text += " · within ±sesoi"
+    if c.get("gate"):
+        text += " · gate"
+    if c.get("fragile"):
+        text += " · ⚠ fragile"
     return text
+
+
+def _loo(c: dict) -> str:
+    return "—" if c.get("loo_kept") is None else f"{c['loo_kept']:.0%}"
 
 
 def _paper(p: dict | None) -> str:
@@ -79,11 +114,30 @@ def _ours(c: dict) -> str:
     return f"{_side(c['ours']['lhs'])} vs {_side(c['ours']['rhs'])}"
 
 
-def _headline(claims: list[dict]) -> str:
+def _fragile(claims: list[dict], kind: str = "paper") -> int:
+    """Decided verdicts of ``kind`` that a leave-one-seed-out subset does not keep."""
+    return sum(bool(c.get("fragile")) and c["verdict"] in DECIDED for c in claims if c["kind"] == kind)
+
+
+def _regime_text(doc: dict) -> str:
+    """Why a study is out of regime: its failed gates with their numbers."""
+    gates = [g for g in (doc.get("regime") or {}).get("gates", []) if g["verdict"] != "reproduced"]
+    return "; ".join(f"gate `{g['id']}` ({g['comparison']}) {g['verdict']}, d = {g['diff']:+.3g}"
+                     + (f" ± {_num(g['half_width_95'], 2)}" if g["half_width_95"] else "") for g in gates)
+
+
+def _headline(claims: list[dict], doc: dict | None = None) -> str:
     k = counts(claims, "paper")
     n = sum(k.values()) - k[NOT_RUN]
-    text = (f"**Paper claims: {k['reproduced']} of {n} reproduced, {k['contradicted']} contradicted, "
-            f"{k['inconclusive']} inconclusive**")
+    if k[OUT_OF_REGIME]:
+        text = (f"**Paper claims: {k[OUT_OF_REGIME]} of {n} out of regime** — "
+                f"{_regime_text(doc or {}) or 'a regime gate failed'}; listed with their per-claim verdicts, "
+                "counted in no decided total")
+    else:
+        text = (f"**Paper claims (Holm-adjusted): {k['reproduced']} of {n} reproduced, {k['negligible']} negligible, "
+                f"{k['contradicted']} contradicted, {k['inconclusive']} inconclusive**")
+        if _fragile(claims):
+            text += f" ({_fragile(claims)} of the decided ⚠ fragile)"
     if k[NOT_RUN]:
         text += f" ({k[NOT_RUN]} more only at other scales)"
     rest = []
@@ -105,19 +159,23 @@ def rows(claims_files: list[Path]) -> list[dict]:
                         "statement": c["statement"], "comparison": c["comparison"], "test": c["test"] or "",
                         "lhs": _side(o["lhs"]) if o else "", "rhs": _side(o["rhs"]) if o else "",
                         "diff": o.get("diff", ""), "half_width_95": o.get("half_width_95", ""),
-                        "paper": _paper(c["paper"]), "verdict": c["verdict"], "note": c.get("note") or ""})
+                        "tol": o.get("tol", ""), "sesoi": o.get("sesoi") or "", "p": "" if c.get("p") is None else c["p"],
+                        "paper": _paper(c["paper"]), "unadjusted": c.get("unadjusted", ""), "holm": c.get("holm", ""),
+                        "verdict": c["verdict"], "gate": bool(c.get("gate")),
+                        "loo_kept": "" if c.get("loo_kept") is None else c["loo_kept"],
+                        "fragile": bool(c.get("fragile")), "note": c.get("note") or ""})
     return out
 
 
 def _md_table(claims: list[dict]) -> list[str]:
-    lines = ["| claim | ours: lhs vs rhs | difference ± 95 % | test | paper | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| claim | ours: lhs vs rhs | difference ± 95 % | test | paper | verdict | LOO |",
+             "|---|---|---|---|---|---|---|"]
     for c in claims:
         cell = f"{c['statement']} <br>`{c['comparison']}`"
         if c.get("note"):
             cell += f" <br>*{' '.join(c['note'].split())}*"
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in [
-            cell, _ours(c), _diff(c), c["test"] or "—", _paper(c["paper"]), SYMBOL[c["verdict"]]]) + " |")
+            cell, _ours(c), _diff(c), c["test"] or "—", _paper(c["paper"]), _verdict_cell(c), _loo(c)]) + " |")
     return lines
 
 
@@ -132,24 +190,52 @@ def provenance_cells(doc: dict) -> tuple[str, str]:
     return f"{p['runs']} runs, {p['run_wall_s'] / 60:.0f} min", commit + (" (modified tree)" if p.get("git_dirty") else "")
 
 
+OVERVIEW_HEAD = ["study", "paper claims", "✅ reproduced", "🟰 negligible", "❌ contradicted", "➖ inconclusive",
+                 "🚫 out of regime", "⚠ fragile", "predictions ✅/n", "checks ✅/n", "runs (Σ wall)", "commit"]
+
+
+def overview_counts(doc: dict) -> list[int]:
+    """Paper claims judged, then reproduced, negligible, contradicted, inconclusive, out of regime
+    (final verdicts) and the decided ones that are fragile."""
+    k = counts(doc["claims"], "paper")
+    return [sum(k.values()) - k[NOT_RUN], k["reproduced"], k["negligible"], k["contradicted"], k["inconclusive"],
+            k[OUT_OF_REGIME], _fragile(doc["claims"])]
+
+
+def overview_cells(doc: dict) -> list[str]:
+    """One study's overview row (after its name): paper-claim counts, predictions and checks, provenance."""
+    cells = [str(x) for x in overview_counts(doc)]
+    for kind in ("prediction", "check"):
+        kc = counts(doc["claims"], kind)
+        cells.append(f"{kc['reproduced']}/{sum(kc.values()) - kc[NOT_RUN]}")
+    return cells + list(provenance_cells(doc))
+
+
 def overview(docs: list[dict]) -> list[str]:
-    """One row per study: its paper claims' verdicts, then predictions and checks, then its
-    runs' summed wall time and commit."""
-    lines = ["| study | paper claims | ✅ reproduced | ❌ contradicted | ➖ inconclusive | predictions ✅/n | checks ✅/n "
-             "| runs (Σ wall) | commit |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """One row per study: its paper claims' final verdicts, then predictions and checks, then its
+    runs' summed wall time and commit; a total row over the studies."""
+    lines = ["| " + " | ".join(OVERVIEW_HEAD) + " |", "|" + "---|" * len(OVERVIEW_HEAD)]
     for doc in docs:
-        k = counts(doc["claims"], "paper")
-        n = sum(k.values()) - k[NOT_RUN]
-        cells = [f"`{doc['study']}`", str(n), str(k["reproduced"]), str(k["contradicted"]),
-                 str(k["inconclusive"])]
-        for kind in ("prediction", "check"):
-            kc = counts(doc["claims"], kind)
-            cells.append(f"{kc['reproduced']}/{sum(kc.values()) - kc[NOT_RUN]}")
-        cells += list(provenance_cells(doc))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([f"`{doc['study']}`", *overview_cells(doc)]) + " |")
     for slug in not_built(docs):
-        lines.append(f"| `{slug}` | not built | — | — | — | — | — | — | — |")
+        lines.append(f"| `{slug}` | not built |" + " — |" * (len(OVERVIEW_HEAD) - 2))
+    if len(docs) > 1:
+        total = [sum(x) for x in zip(*(overview_counts(d) for d in docs))]
+        lines.append("| **all** | " + " | ".join(f"**{x}**" for x in total) + " |" + " |" * 4)
+    return lines
+
+
+def coverage(doc: dict) -> list[str]:
+    """The abstract's testable statements and the claims (with their final verdicts) that test each."""
+    verdicts = {c["id"]: c["verdict"] for c in doc["claims"]}
+    kinds = {c["id"]: c["kind"] for c in doc["claims"]}
+    lines = ["| abstract statement | tested by |", "|---|---|"]
+    for a in doc.get("abstract") or []:
+        if "claims" in a:
+            cell = "<br>".join(f"`{cid}` ({kinds[cid]}): {SYMBOL[verdicts[cid]]}" for cid in a["claims"])
+        else:
+            cell = f"*{' '.join(str(a['untestable']).split())}*"
+        lines.append(f"| {' '.join(str(a['text']).split())} | {cell} |".replace("\n", " "))
     return lines
 
 
@@ -164,10 +250,10 @@ def not_built(docs: list[dict]) -> list[str]:
 
 def markdown(claims_files: list[Path]) -> str:
     docs = [read_json(f) for f in claims_files]
-    lines = overview(docs) + [""]
+    lines = overview(docs) + ["", LEGEND, ""]
     for doc in docs:
         lines += [f"### `{doc['study']}` — {doc.get('title') or ''} (arXiv {doc.get('arxiv')}), scale `{doc['scale']}`",
-                  "", _headline(doc["claims"]), ""]
+                  "", _headline(doc["claims"], doc), ""]
         for kind in KINDS:
             sel = [c for c in doc["claims"] if c["kind"] == kind]
             if not sel:
@@ -177,6 +263,11 @@ def markdown(claims_files: list[Path]) -> str:
             else:
                 lines += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", ""]
                 lines += _md_table(sel) + ["", "</details>", ""]
+        if doc.get("abstract"):
+            lines += ["<details><summary>Abstract coverage: what the abstract states and which claims test it</summary>",
+                      "", *coverage(doc), "", "</details>", ""]
+        if doc.get("sesoi_rule"):
+            lines += [f"*Smallest effects of interest:* {' '.join(str(doc['sesoi_rule']).split())}", ""]
         refs = [r for r in doc.get("references") or []]
         if refs:
             lines += ["<details><summary>References</summary>", ""]
@@ -191,7 +282,8 @@ def markdown(claims_files: list[Path]) -> str:
 def to_csv(claims_files: list[Path]) -> str:
     buf = io.StringIO()
     fields = ["study", "scale", "id", "kind", "statement", "comparison", "test", "lhs", "rhs", "diff",
-              "half_width_95", "paper", "verdict", "note"]
+              "half_width_95", "tol", "sesoi", "p", "paper", "unadjusted", "holm", "verdict", "gate", "loo_kept",
+              "fragile", "note"]
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows(claims_files))
@@ -201,7 +293,7 @@ def to_csv(claims_files: list[Path]) -> str:
 CSS = ("body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.4}"
        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 6px;font-size:90%;"
        "vertical-align:top}th{background:#f0f0f0}.reproduced{background:#e6ffe6}.contradicted{background:#ffe6e6}"
-       ".inconclusive{background:#f7f7f7}.notrun{color:#888}code{font-size:90%}.note{color:#555;font-style:italic}.why{color:#777;font-size:85%}"
+       ".inconclusive{background:#f7f7f7}.negligible{background:#eef3ff}.outofregime{background:#fff6dd}.notrun{color:#888}code{font-size:90%}.note{color:#555;font-style:italic}.why{color:#777;font-size:85%}"
        "figure{display:inline-block;width:31%;margin:4px;vertical-align:top}figure img{width:100%}"
        "figcaption{font-size:85%}summary{cursor:pointer;font-weight:600;margin:.5em 0}")
 
@@ -213,14 +305,14 @@ def why_command(study: str, claim_id: str, scale: str) -> str:
 
 def _html_table(claims: list[dict], study: str, scale: str) -> list[str]:
     parts = ["<table><tr><th>claim</th><th>ours: lhs vs rhs</th><th>difference ± 95 %</th><th>test</th>"
-             "<th>paper</th><th>verdict</th></tr>"]
+             "<th>paper</th><th>verdict</th><th>LOO</th></tr>"]
     for c in claims:
-        cls = "notrun" if c["verdict"] == NOT_RUN else c["verdict"]
+        cls = "notrun" if c["verdict"] == NOT_RUN else c["verdict"].replace(" ", "")
         note = f"<div class='note'>{html.escape(' '.join(c['note'].split()))}</div>" if c.get("note") else ""
         why = f"<div class='why'>trace: <code>{html.escape(why_command(study, c['id'], scale))}</code></div>"
         cells = [f"{html.escape(c['statement'])}<br><code>{html.escape(c['comparison'])}</code>{note}{why}",
                  html.escape(_ours(c)), html.escape(_diff(c)), html.escape(c["test"] or "—"),
-                 html.escape(_paper(c["paper"])), html.escape(HTML_SYMBOL[c["verdict"]])]
+                 html.escape(_paper(c["paper"])), html.escape(_verdict_cell(c, HTML_SYMBOL)), _loo(c)]
         parts.append(f"<tr class='{cls}' id='{html.escape(c['id'])}'>"
                      + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     parts.append("</table>")
@@ -231,25 +323,19 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
     docs = [read_json(f) for f in claims_files]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>paperzoo report</title>",
              f"<style>{CSS}</style></head><body><h1>paperzoo: claims and figures</h1>",
-             "<p>Verdicts are computed from the runs by the rule in <code>paperzoo.engine.claims</code>: "
-             "a claim is reproduced when the 95 % confidence interval of the tested difference lies on the "
-             "claimed side (paired over seeds where the arms share them). Only <em>paper</em> claims count "
-             "in the headline; our predictions and self-checks follow them.</p>",
-             "<h2>Overview</h2><table><tr><th>study</th><th>paper claims</th><th>reproduced</th>"
-             "<th>contradicted</th><th>inconclusive</th><th>predictions reproduced</th><th>checks reproduced</th>"
-             "<th>runs (Σ wall)</th><th>commit</th></tr>"]
+             "<p>Verdicts are computed from the runs by the rule in <code>paperzoo.engine.claims</code>. "
+             f"{html.escape(LEGEND.replace('`', '').replace('*', '').replace(chr(92), ''))} Only <em>paper</em> claims "
+             "count in the headline; our predictions and self-checks follow them.</p>",
+             "<h2>Overview</h2><table><tr>"
+             + "".join(f"<th>{html.escape(h.split(' ', 1)[1] if not h[0].isascii() else h)}</th>" for h in OVERVIEW_HEAD)
+             + "</tr>"]
     for doc in docs:
-        k = counts(doc["claims"], "paper")
         cells = [f"<a href='#{doc['study']}'>{html.escape(doc['study'])}</a>",
-                 str(sum(k.values()) - k[NOT_RUN]), str(k["reproduced"]), str(k["contradicted"]), str(k["inconclusive"])]
-        for kind in ("prediction", "check"):
-            kc = counts(doc["claims"], kind)
-            cells.append(f"{kc['reproduced']} / {sum(kc.values()) - kc[NOT_RUN]}")
-        cells += [html.escape(x) for x in provenance_cells(doc)]
+                 *(html.escape(x) for x in overview_cells(doc))]
         parts.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     for slug in not_built(docs):
-        parts.append(f"<tr class='notrun'><td>{html.escape(slug)}</td><td colspan='8'>not built (or not run at "
-                     "this scale)</td></tr>")
+        parts.append(f"<tr class='notrun'><td>{html.escape(slug)}</td><td colspan='{len(OVERVIEW_HEAD) - 1}'>not built "
+                     "(or not run at this scale)</td></tr>")
     parts.append("</table>")
     for doc in docs:
         slug = doc["study"]
@@ -257,7 +343,7 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
                      f"(arXiv {html.escape(str(doc.get('arxiv')))}), scale {html.escape(doc['scale'])}</h2>")
         if doc.get("note"):
             parts.append(f"<p class='note'>{html.escape(' '.join(doc['note'].split()))}</p>")
-        parts.append(f"<p>{html.escape(_headline(doc['claims']).replace('**', ''))}</p>")
+        parts.append(f"<p>{html.escape(_headline(doc['claims'], doc).replace('**', '').replace('`', ''))}</p>")
         for kind in KINDS:
             sel = [c for c in doc["claims"] if c["kind"] == kind]
             if not sel:
@@ -268,6 +354,16 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
                 parts += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>",
                           *_html_table(sel, slug, doc["scale"]),
                           "</details>"]
+        if doc.get("abstract"):
+            parts.append("<details><summary>Abstract coverage</summary><table><tr><th>abstract statement</th>"
+                         "<th>tested by</th></tr>")
+            verdicts = {c["id"]: c["verdict"] for c in doc["claims"]}
+            for a in doc["abstract"]:
+                cell = ("<br>".join(f"<code>{html.escape(cid)}</code>: {html.escape(HTML_SYMBOL[verdicts[cid]])}"
+                                    for cid in a["claims"]) if "claims" in a
+                        else f"<em>{html.escape(str(a['untestable']))}</em>")
+                parts.append(f"<tr><td>{html.escape(str(a['text']))}</td><td>{cell}</td></tr>")
+            parts.append("</table></details>")
         refs = doc.get("references") or []
         if refs:
             parts.append("<details><summary>References</summary><ul>")

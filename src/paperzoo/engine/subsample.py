@@ -9,7 +9,7 @@ Seeds of a study are exchangeable draws (class orders, inits, data orders), so t
 them, drawn with a fixed seed, where there are more), restricts the aggregated metrics to it,
 recomputes the claims with the claims engine (``engine.claims.evaluate``, the study's own
 ``paper.yaml``) and counts the verdicts. Per claim it reports the share of subsets that give
-each verdict; per ``k``, the expected number of decided claims (reproduced or contradicted) and
+each verdict; per ``k``, the expected number of decided claims (reproduced, negligible or contradicted) and
 of claims whose verdict equals the one at ``n``. ``k = n - 1`` (leave one seed out) shows how
 narrowly a verdict at ``n`` was decided.
 
@@ -43,46 +43,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
-from .claims import NOT_RUN, VERDICTS, evaluate, load_paper
+from .claims import DECIDED, NOT_RUN, STATUSES, evaluate, load_paper, with_min_seeds
 from .cost import read_ledger
 from .io import atomic_path, read_json, write_json
-from .metrics import seed_summary
+from .metrics import restrict, seed_ids  # noqa: F401  (seed_ids, restrict: re-exported for users of this module)
 
+SHARED = tuple(v for v in STATUSES if v != NOT_RUN)  # the final verdicts a subset can give
 SEED_JOB = re.compile(r"seed(\d+)$")
-
-
-def seed_ids(metrics: Mapping) -> tuple[list[str], int]:
-    """(the seed ids of the arms run with the most seeds, that count), ids in numeric order."""
-    n_max, ids = 0, set()
-    for arm in metrics["arms"].values():
-        for m in arm.values():
-            bs = m.get("by_seed") or {}
-            if len(bs) > n_max:
-                n_max, ids = len(bs), set(bs)
-            elif len(bs) == n_max:
-                ids |= set(bs)
-    return sorted(ids, key=int), n_max
-
-
-def _full_arm(arm: Mapping, n_max: int) -> bool:
-    return max((len(m.get("by_seed") or {}) for m in arm.values()), default=0) == n_max
-
-
-def restrict(metrics: Mapping, seeds: set[str], n_max: int) -> dict:
-    """``metrics`` with every metric of every full arm (run on ``n_max`` seeds) restricted to
-    ``seeds``: mean, sample std, n and by_seed recomputed by ``engine.metrics.seed_summary``
-    (as ``aggregate`` made them). Arms with fewer seeds are returned unchanged."""
-    arms = {}
-    for name, arm in metrics["arms"].items():
-        if not _full_arm(arm, n_max):
-            arms[name] = arm
-            continue
-        out = {}
-        for key, m in arm.items():
-            pairs = [(int(s), float(v)) for s, v in (m.get("by_seed") or {}).items() if s in seeds]
-            out[key] = {**m, **seed_summary(pairs)} if pairs else m
-        arms[name] = out
-    return {**metrics, "arms": arms}
 
 
 def subsets(ids: list[str], k: int, max_subsets: int, seed: int = 0) -> list[tuple[str, ...]]:
@@ -97,16 +64,10 @@ def subsets(ids: list[str], k: int, max_subsets: int, seed: int = 0) -> list[tup
     return sorted(picked, key=lambda t: [int(s) for s in t])
 
 
-def with_min_seeds(paper: Mapping, k: int) -> dict:
-    """``paper`` as a ``k``-seed study would have declared it: every claim's ``min_seeds``
-    capped at ``k`` (a claim asking for 5 runs of a 5-seed study asks for 3 of a 3-seed one)."""
-    return {**paper, "claims": [{**c, "min_seeds": min(int(c.get("min_seeds", 3)), k)} for c in paper["claims"]]}
-
-
 def study_table(paper: Mapping, metrics: Mapping, scale: str, *, k_min: int = 3, max_subsets: int = 200) -> dict:
     """Verdict shares per claim and ``k``; see the module docstring."""
     ids, n_max = seed_ids(metrics)
-    full = {c["id"]: c for c in evaluate(paper, metrics, scale)["claims"]}
+    full = {c["id"]: c for c in evaluate(paper, metrics, scale, stability=False)["claims"]}
     claims = {cid: {"kind": c["kind"], "verdict": c["verdict"], "shares": {}}
               for cid, c in full.items() if c["verdict"] != NOT_RUN}
     per_k = {}
@@ -115,13 +76,13 @@ def study_table(paper: Mapping, metrics: Mapping, scale: str, *, k_min: int = 3,
         tally = {cid: Counter() for cid in claims}
         paper_k = with_min_seeds(paper, k)
         for sub in subs:
-            res = evaluate(paper_k, restrict(metrics, set(sub), n_max), scale)["claims"]
+            res = evaluate(paper_k, restrict(metrics, set(sub), n_max), scale, stability=False)["claims"]
             for c in res:
                 if c["id"] in tally:
                     tally[c["id"]][c["verdict"]] += 1
         for cid, t in tally.items():
-            claims[cid]["shares"][k] = {v: t[v] / len(subs) for v in VERDICTS}
-        decided = sum(s["shares"][k]["reproduced"] + s["shares"][k]["contradicted"] for s in claims.values())
+            claims[cid]["shares"][k] = {v: t[v] / len(subs) for v in SHARED}
+        decided = sum(s["shares"][k][v] for s in claims.values() for v in DECIDED)
         same = sum(s["shares"][k][s["verdict"]] for s in claims.values())
         per_k[k] = {"subsets": len(subs), "of": math.comb(len(ids), k), "expected_decided": decided,
                     "expected_same_as_full": same}
@@ -141,7 +102,7 @@ def seed_cost(ledger: Path, study: str) -> dict[int, float]:
 
 
 def _share_cell(sh: Mapping[str, float]) -> str:
-    parts = [f"{v[0].upper()} {sh[v]:.2f}" for v in VERDICTS if sh[v] > 0]
+    parts = [f"{v[0].upper()} {sh[v]:.2f}" for v in SHARED if sh.get(v, 0) > 0]
     return " / ".join(parts)
 
 
@@ -149,7 +110,8 @@ def markdown(tables: list[dict], costs: Mapping[str, Mapping[int, float]]) -> st
     lines = ["# What the seeds buy", "",
              "Every claim recomputed on subsets of its study's seeds (`python -m paperzoo.engine.subsample`; "
              "the method and its caveat are in that module's docstring). A cell gives the share of the k-seed "
-             "subsets whose verdict is R(eproduced), I(nconclusive) or C(ontradicted); *saves* is the job "
+             "subsets whose final verdict is R(eproduced), N(egligible), I(nconclusive), C(ontradicted) or O(ut of regime); "
+             "*saves* is the job "
              "minutes of the seeds with ids >= k in the cost ledger. Computed from the results themselves: "
              "a seed count chosen from this table to keep a verdict is chosen on the tested effect.", ""]
     for t in tables:
@@ -162,7 +124,7 @@ def markdown(tables: list[dict], costs: Mapping[str, Mapping[int, float]]) -> st
             lines.append(f"| {cid} | {c['kind']} | {c['verdict']} | "
                          + " | ".join(_share_cell(c["shares"][k]) for k in ks) + " |")
         lines.append("| *expected decided* | | "
-                     + str(sum(c["verdict"] in ("reproduced", "contradicted") for c in t["claims"].values()))
+                     + str(sum(c["verdict"] in DECIDED for c in t["claims"].values()))
                      + " | " + " | ".join(f"{t['per_k'][k]['expected_decided']:.1f}" for k in ks) + " |")
         lines.append("| *expected same verdict as at n* | | " + str(len(t["claims"])) + " | "
                      + " | ".join(f"{t['per_k'][k]['expected_same_as_full']:.1f}" for k in ks) + " |")
