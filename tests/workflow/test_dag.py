@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from paperzoo.engine.claims import NOT_RUN, VERDICTS
+from paperzoo.engine.claims import NOT_RUN, STATUSES
 
 from .helpers import REPO, copy_workflow, snakemake
 
@@ -52,7 +52,7 @@ def test_tiny_dag_writes_claims_report_and_figures(tiny):
     assert claims["study"] == "interface_phonons" and claims["scale"] == "tiny"
     for c in claims["claims"]:
         assert {"id", "kind", "statement", "test", "verdict", "ours", "paper", "note"} <= set(c)
-        assert c["verdict"] in (*VERDICTS, NOT_RUN)
+        assert c["verdict"] in STATUSES
         if c["verdict"] != NOT_RUN:
             assert {"mean", "std", "n", "by_seed"} <= set(c["ours"]["lhs"])
     metrics = json.loads((tiny / "results/interface_phonons/tiny/metrics.json").read_text())
