@@ -178,7 +178,8 @@ def test_claims_resolve_and_figures(tiny, tmp_path):
             if isinstance(side, str):
                 arm, metric = side.split(".", 1)
                 assert metric in agg["arms"][arm], side
-    verdicts = {v["id"]: v["verdict"] for v in evaluate_claims(paper, agg, "tiny")["claims"]}
+    # the per-claim verdict (at tiny the parameter-matching gates may put the study out of regime)
+    verdicts = {v["id"]: v["unadjusted"] for v in evaluate_claims(paper, agg, "tiny")["claims"]}
     assert verdicts["cfnet_beats_fpn"] == "inconclusive"   # 1 seed < min_seeds 3
     write_json(tmp_path / "metrics.json", agg)
     steps.main(["figures", "--params", json.dumps(tiny["block"]), "--scale", "tiny", "--metrics",

@@ -97,9 +97,9 @@ def test_paper_claims_resolve_and_figures(tiny, tmp_path):
                 arm, metric = side.split(".", 1)
                 assert metric in agg["arms"][arm], f"{c['id']}: {side} not produced"
     verdicts = evaluate_claims(paper, agg, "tiny")["claims"]
-    assert {v["verdict"] for v in verdicts} == {"inconclusive", "not run"}   # 1 seed < min_seeds 3; paper-scale rows
+    assert {v["unadjusted"] for v in verdicts} == {"inconclusive", "not run"}   # 1 seed < min_seeds 3; paper-scale rows
     assert {r["id"]: r["verified"] for r in paper["references"]} == {
-        "rpvnet_speed": True, "val_one_stage": True, "test_miou": False, "ablations": False}
+        "rpvnet_speed": True, "val_one_stage": True, "test_miou": False, "ablations": False, "cpgnet_abstract": True}
     write_json(tmp_path / "metrics.json", agg)
     outdir = tmp_path / "figs"
     steps.main(["figures", "--params", json.dumps(tiny["block"]), "--scale", "tiny",

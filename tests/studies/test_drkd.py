@@ -276,7 +276,7 @@ def test_claims_resolve_and_figures(tiny, tmp_path):
                                                                      "tables": False, "release": True}
     kinds = {c["id"]: c["kind"] for c in paper["claims"]}
     assert kinds["drkd_beats_baseline"] == "paper" and kinds["drkd_beats_fitnet"] == "prediction"
-    verdicts = {v["id"]: v["verdict"] for v in evaluate_claims(paper, agg, "tiny")["claims"]}
+    verdicts = {v["id"]: v["unadjusted"] for v in evaluate_claims(paper, agg, "tiny")["claims"]}
     assert all(v == "inconclusive" for k, v in verdicts.items() if k != "teacher_beats_student")   # 1 seed < 3
     write_json(tmp_path / "metrics.json", agg)
     steps.main(["figures", "--params", json.dumps(tiny["block"]), "--scale", "tiny", "--metrics",

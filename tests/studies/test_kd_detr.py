@@ -272,9 +272,10 @@ def test_paper_claims_resolve_and_figures(tiny, tmp_path):
 
     paper, agg = claims_resolve(steps, tiny["runs"])
     assert {r["id"]: r["verified"] for r in paper["references"]} == {
-        "r18_abstract": True, "r50_abstract": True, "sampling_ablation": False, "table2_students": False}
+        "r18_abstract": True, "r50_abstract": True, "sampling_ablation": False, "table2_students": False,
+        "abstract_premise": True}
     verdicts = evaluate_claims(paper, agg, "tiny")["claims"]
-    assert {v["verdict"] for v in verdicts} == {"inconclusive", "not run"}   # 1 seed < min_seeds 3; paper-scale rows
+    assert {v["unadjusted"] for v in verdicts} == {"inconclusive", "not run"}   # 1 seed < min_seeds 3; paper-scale rows
     write_json(tmp_path / "metrics.json", agg)
     steps.main(["figures", "--params", json.dumps(tiny["block"]), "--scale", "tiny", "--metrics",
                 str(tmp_path / "metrics.json"), "--teacher-metrics", str(tiny["root"] / "teacher.json"),

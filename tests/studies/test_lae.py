@@ -274,7 +274,7 @@ def test_aggregate_claims_and_figures(tiny, tmp_path):
     paper = load_paper(STUDY_DIR / "paper.yaml")
     res = evaluate_claims(paper, agg, "tiny")                 # every claim's metrics exist in the runs
     assert len(res["claims"]) == len(paper["claims"])
-    assert {c["verdict"] for c in res["claims"]} == {"inconclusive", "not run"}   # 1 seed < min_seeds; paper-scale rows
+    assert {c["unadjusted"] for c in res["claims"]} == {"inconclusive", "not run"}   # 1 seed < min_seeds; paper-scale rows
     import json
     (tmp_path / "agg.json").write_text(json.dumps(agg))
     paths = steps.run_figures(tiny["block"], scale="tiny", metrics=tmp_path / "agg.json", outdir=tmp_path / "f")
