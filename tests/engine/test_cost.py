@@ -105,7 +105,7 @@ def test_summary_for_the_readme_has_the_study_table_and_the_critical_path(tmp_pa
 
 
 def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_claim(tmp_path):
-    """The summary sets each study's minutes beside its decisive verdicts, per claim kind;
+    """The summary sets each study's minutes beside its decided verdicts, per claim kind;
     claims that did not run are left out, and a study without a decided paper claim gets no ratio."""
     import json
 
@@ -116,14 +116,16 @@ def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_cl
     studies, _ = summarise(recs)
     res = tmp_path / "results"
     claims = {"a": [("paper", "reproduced"), ("paper", "contradicted"), ("paper", "inconclusive"),
-                    ("paper", "not run"), ("prediction", "inconclusive"), ("check", "reproduced")],
+                    ("paper", "not run"), ("paper", "negligible"), ("paper", "out of regime"),
+                    ("prediction", "inconclusive"), ("check", "reproduced")],
               "b": [("paper", "inconclusive"), ("check", "contradicted")]}
     for st, cl in claims.items():
         (res / st / "mini").mkdir(parents=True)
         (res / st / "mini" / "claims.json").write_text(json.dumps(
             {"claims": [{"id": f"c{i}", "kind": k, "verdict": v} for i, (k, v) in enumerate(cl)]}))
     text = write_summary(tmp_path, studies, "mini", results=res).read_text()
-    assert "| `a` | 10.0 | 2 / 3 | 0 / 1 | 1 / 1 | 5.0 |" in text
+    # negligible is decided; out of regime is not (claims v3)
+    assert "| `a` | 10.0 | 3 / 5 | 0 / 1 | 1 / 1 | 3.3 |" in text
     assert "| `b` | 10.0 | 0 / 1 | 0 / 0 | 1 / 1 | – |" in text
     assert "| `c` | 10.0 | " not in text.split("What the compute buys")[1]      # no claims file: no row
     assert "What the compute buys" not in write_summary(tmp_path, studies, "mini").read_text()

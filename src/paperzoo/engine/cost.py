@@ -274,14 +274,13 @@ def write(studies: list[dict], rules: list[dict], out_dir: Path, scale: str,
     return written
 
 
-DECIDED = ("reproduced", "contradicted")
-
-
 def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
     """What each study's compute buys: its Σ job minutes beside how many of its claims got a
-    decisive verdict (reproduced or contradicted) out of those that ran, per kind (the paper's
+    decided final verdict (reproduced, negligible or contradicted; ``engine.claims.DECIDED``) out of
+    those that ran, per kind (the paper's
     statements, our predictions, self-checks), from ``<results>/<study>/<scale>/claims.json``.
     Empty when no study has a claims file."""
+    from .claims import DECIDED
     from .io import read_json
 
     rows = []
@@ -299,8 +298,8 @@ def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
                     f"| {per} |")
     if not rows:
         return ""
-    return "\n".join(["What the compute buys: claims with a decisive verdict (reproduced or contradicted) of those "
-                      "that ran, per kind.", "",
+    return "\n".join(["What the compute buys: claims with a decided final verdict (reproduced, negligible or "
+                      "contradicted; Holm-adjusted, out of regime not counted) of those that ran, per kind.", "",
                       "| study | Σ job wall (min) | paper claims decided | predictions decided | checks decided | "
                       "min per decided paper claim |", "|---|---|---|---|---|---|", *rows]) + "\n"
 
