@@ -17,6 +17,10 @@ def copy_workflow(dst: Path) -> Path:
         shutil.copy2(REPO / name, dst / name)
     for name in ("workflow", "config", "src", "envs"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # profiles/default links to workflow/profiles/default: where Snakemake looks for the implicit
+    # workflow profile (relative to the working directory and the Snakefile)
+    (dst / "profiles").mkdir()
+    (dst / "profiles" / "default").symlink_to(os.readlink(REPO / "profiles" / "default"))
     return dst
 
 

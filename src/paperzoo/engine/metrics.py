@@ -34,6 +34,11 @@ import numpy as np
 from .io import read_json, write_json
 
 
+# Test hook (tests/workflow/test_recovery.py): seconds a run sleeps after writing its metrics, so a
+# kill can land after its outputs exist but before Snakemake records the job as finished.
+PAUSE_AFTER_METRICS = "PAPERZOO_TEST_PAUSE_AFTER_METRICS_S"
+
+
 def write_run_metrics(
     path: str | os.PathLike,
     *,
@@ -53,6 +58,9 @@ def write_run_metrics(
         clean[name] = value
     write_json(path, {"study": study, "scale": scale, "arm": arm, "seed": int(seed),
                       "metrics": clean, "meta": dict(meta or {})})
+    pause = os.environ.get(PAUSE_AFTER_METRICS)
+    if pause:   # test hook: hold the job between its outputs and its exit, where a kill leaves them incomplete
+        time.sleep(float(pause))
 
 
 def cpu_info() -> dict:
