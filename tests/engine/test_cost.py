@@ -128,6 +128,7 @@ def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_cl
     assert "| `a` | 10.0 | 3 / 5 | 0 / 1 | 1 / 1 | 3.3 |" in text
     assert "| `b` | 10.0 | 0 / 1 | 0 / 0 | 1 / 1 | – |" in text
     assert "| `c` | 10.0 | " not in text.split("What the compute buys")[1]      # no claims file: no row
+    assert "| **all** | 20.0 | 3 / 6 | | | **6.7** |" in text                  # Σ minutes / Σ decided paper claims
     assert "What the compute buys" not in write_summary(tmp_path, studies, "mini").read_text()
 
 
@@ -184,3 +185,31 @@ def test_merged_runs_span_is_the_sum_of_each_runs_span_and_replace_drops_a_study
     md = cost.markdown(studies, [], "mini")
     allrow = next(line for line in md.splitlines() if line.startswith("| **all**"))
     assert "(2 runs)" in allrow and float(allrow.split("|")[5].split()[0]) < 60.0
+
+
+def test_replay_schedules_greedily_by_priority_on_the_cores():
+    """engine.scaling.replay on a hand-worked DAG: data (10 s) feeds three 1-thread jobs of 30, 20
+    and 20 s (the 30-s one has priority) and an exclusive 2-thread job of 5 s; a report needs all."""
+    from paperzoo.engine.scaling import check_against, markdown, replay
+
+    def job(name, inp, threads=1, priority=0):
+        return {"rule": name, "input": inp, "output": [name], "threads": threads, "priority": priority}
+
+    jobs = [job("data", []), job("a", ["data"], priority=5), job("b", ["data"]), job("c", ["data"]),
+            job("x", ["data"], threads=2), job("report", ["a", "b", "c", "x"])]
+    secs = [10.0, 30.0, 20.0, 20.0, 5.0, 1.0]
+    # 2 cores: t=10 a (prio) and b start; x (2 threads) and c wait; t=30 b ends, c starts; t=40 a ends;
+    # t=50 c ends, x runs 50-55; report 55-56
+    two = replay(jobs, secs, 2)
+    assert two["wall_s"] == 56.0 and two["start"][4] == 50.0 and two["start"][3] == 30.0
+    assert two["busy_cores"] == pytest.approx((10 + 30 + 20 + 20 + 2 * 5 + 1) / 56)
+    # 4 cores: a, b, c start at 10 (x waits for 2 free cores: 1 left); b, c end at 30, x 30-35; a ends 40
+    four = replay(jobs, secs, 4)
+    assert four["wall_s"] == 41.0 and four["start"][4] == 30.0
+    # threads above the cores are capped (Snakemake does the same)
+    assert replay(jobs, secs, 1)["wall_s"] == sum(secs)
+    rows = [{"cores": 2, "wall_s": 56.0, "busy_cores": 1.6}, {"cores": 4, "wall_s": 41.0, "busy_cores": 2.2}]
+    chk = check_against(rows, measured_wall_s=60.0)
+    assert chk["ratio"] == pytest.approx(56 / 60)
+    md = markdown(rows, chk)
+    assert "| 4 | 0.7 | 2.2 | 1.37× |" in md and "predicted / measured = 0.93" in md

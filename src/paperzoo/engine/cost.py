@@ -283,7 +283,7 @@ def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
     from .claims import DECIDED
     from .io import read_json
 
-    rows = []
+    rows, total_min, total_decided, total_paper = [], 0.0, 0, 0
     for s in studies:
         path = Path(results) / s["study"] / scale / "claims.json"
         if not path.is_file():
@@ -292,12 +292,16 @@ def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
         count = {k: (sum(c["verdict"] in DECIDED for c in claims if c.get("kind") == k),
                      sum(c.get("kind") == k for c in claims)) for k in ("paper", "prediction", "check")}
         decided = count["paper"][0]
+        total_min, total_decided, total_paper = total_min + s["wall_s"] / 60, total_decided + decided, \
+            total_paper + count["paper"][1]
         per = f"{s['wall_s'] / 60 / decided:.1f}" if decided else "–"
         rows.append(f"| `{s['study']}` | {s['wall_s'] / 60:.1f} | {count['paper'][0]} / {count['paper'][1]} | "
                     f"{count['prediction'][0]} / {count['prediction'][1]} | {count['check'][0]} / {count['check'][1]} "
                     f"| {per} |")
     if not rows:
         return ""
+    per = f"{total_min / total_decided:.1f}" if total_decided else "–"
+    rows.append(f"| **all** | {total_min:.1f} | {total_decided} / {total_paper} | | | **{per}** |")
     return "\n".join(["What the compute buys: claims with a decided final verdict (reproduced, negligible or "
                       "contradicted; Holm-adjusted, out of regime not counted) of those that ran, per kind.", "",
                       "| study | Σ job wall (min) | paper claims decided | predictions decided | checks decided | "
@@ -306,36 +310,38 @@ def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
 
 def write_summary(out_dir: Path, studies: list[dict], scale: str, results: Path | None = None) -> Path:
     """``cost_summary.md`` (what the README shows): the per-study table, what it buys in decided
-    claims (:func:`claims_markdown`, from ``results``) and, when ``critical_path.md`` is in
-    ``out_dir``, the critical path; the per-rule table stays in cost.md."""
+    claims (:func:`claims_markdown`, from ``results``) and, when ``critical_path.md`` and
+    ``core_scaling.md`` are in ``out_dir``, the critical path and the predicted wall per core
+    count; the per-rule table stays in cost.md."""
     text = "\n\n".join(markdown(studies, [], scale).split("\n\n")[:3]).rstrip() + "\n"
     text += "\nPer rule: `cost.md` in the same folder.\n"
     bought = claims_markdown(studies, results, scale) if results is not None else ""
     if bought:
         text += "\n" + bought
-    cp = Path(out_dir) / "critical_path.md"
-    if cp.exists():
-        text += "\n" + cp.read_text()
+    for extra in ("critical_path.md", "core_scaling.md"):
+        if (Path(out_dir) / extra).exists():
+            text += "\n" + (Path(out_dir) / extra).read_text()
     dest = Path(out_dir) / "cost_summary.md"
     with atomic_path(dest) as tmp:
         Path(tmp).write_text(text)
     return dest
 
 
-def dag_jobs(root: Path, scale: str) -> list[dict]:
-    """Every job of the whole DAG at ``scale`` as Snakemake plans it from nothing
-    (``snakemake -n --forceall``): rule, inputs, outputs and benchmark file."""
+def dag_jobs(root: Path, scale: str, cores: int = 2) -> list[dict]:
+    """Every job of the whole DAG at ``scale`` as Snakemake plans it from nothing on ``cores``
+    (``snakemake -n --forceall``): rule, inputs, outputs, benchmark file, threads and priority."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "2",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", str(cores),
                            "--config", f"scale={scale}"], cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"snakemake -n --forceall failed in {root}:\n{proc.stderr[-2000:]}")
     jobs, cur = [], None
     for line in proc.stdout.splitlines():
         if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
-            cur = {"rule": line.split(" ", 1)[1].rstrip(":").strip(), "input": [], "output": [], "benchmark": None}
+            cur = {"rule": line.split(" ", 1)[1].rstrip(":").strip(), "input": [], "output": [], "benchmark": None,
+                   "threads": 1, "priority": 0}
             jobs.append(cur)
         elif cur is not None and line.startswith("    ") and ":" in line:
             key, val = line.strip().split(":", 1)
@@ -343,6 +349,8 @@ def dag_jobs(root: Path, scale: str) -> list[dict]:
                 cur[key] = [v.strip() for v in val.split(",") if v.strip()]
             elif key == "benchmark":
                 cur["benchmark"] = val.strip()
+            elif key in ("threads", "priority"):
+                cur[key] = int(val.strip())
         elif not line.strip():
             cur = None
     return jobs
@@ -407,6 +415,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--against", type=Path, metavar="LEDGER",
                     help="also compare the job wall times with another cost_jobs.csv (another machine's): "
                          "machine_ratio.md")
+    ap.add_argument("--simulate-cores", metavar="N,N,...",
+                    help="also replay the DAG on the measured job times at these core counts (runs snakemake -n "
+                         "--forceall per count; engine.scaling): core_scaling.md")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
     ap.add_argument("--replace", action="append", metavar="STUDY", default=[],
@@ -434,6 +445,22 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(out / "critical_path.md") as tmp:
             Path(tmp).write_text(text)
         print(out / "critical_path.md")
+        print(text)
+    if args.simulate_cores:
+        from . import scaling
+
+        try:
+            cores = sorted({int(x) for x in args.simulate_cores.split(",")})
+        except ValueError:
+            raise SystemExit(f"--simulate-cores {args.simulate_cores!r}: expected core counts like 2,4,8,16") from None
+        rows = scaling.simulate(Path("."), args.scale, recs, cores)
+        windows = run_windows(_intervals(recs))
+        last = max(windows, key=lambda w: w[1] - w[0])
+        measured, _ = runs_span(_intervals(recs), [last])
+        text = scaling.markdown(rows, scaling.check_against(rows, measured) if 2 in cores else None)
+        with atomic_path(out / "core_scaling.md") as tmp:
+            Path(tmp).write_text(text)
+        print(out / "core_scaling.md")
         print(text)
     if args.against:
         if not args.against.exists():

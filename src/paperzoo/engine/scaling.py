@@ -1,0 +1,123 @@
+"""Core scaling: the whole DAG replayed on its measured job times for other core counts.
+
+    python -m paperzoo.engine.cost --scale mini --simulate-cores 2,4,8,16,32
+
+For each core count ``n`` Snakemake plans the DAG from nothing (``snakemake -n --forceall
+--cores n``: jobs, their inputs and outputs, priorities and threads as they are at ``n`` cores;
+``cpgnet_latency`` takes every core up to 16 there), and the jobs are replayed with greedy list
+scheduling: whenever a job ends, the ready jobs (every input made) are taken by priority (ties
+in Snakemake's planning order) and started while their threads fit into the free cores. Each
+job lasts its measured wall seconds from the ledger (``cost_jobs.csv``), where one was measured.
+
+What the replay assumes, and so where it can be wrong:
+
+* a job's wall time is the one measured on the 2-core machine with another job beside it:
+  beside more jobs it may be slower (memory bandwidth), on a bigger machine faster (clock);
+* the jobs that take every core (``cpgnet_latency``) are timed at 1 thread inside and last as
+  long at any core count;
+* Snakemake's own start-up and scheduling gaps (about 2-4 s per job, in the measured walls of
+  the jobs themselves) and its ILP scheduler's choices beyond priority are not modelled.
+
+The prediction at 2 cores is checked against the measured wall of the last whole run
+(``runs_span`` of the ledger) by :func:`check_against`.
+"""
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+
+
+def job_seconds(jobs: list[dict], recs: list[dict]) -> list[float]:
+    """Each job's measured wall seconds (0 for a job without a benchmark file or a measurement),
+    matched through ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``."""
+    secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
+    out = []
+    for j in jobs:
+        w = 0.0
+        if j["benchmark"]:
+            parts = Path(j["benchmark"]).parts
+            w = secs.get((parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv")), 0.0)
+        out.append(w)
+    return out
+
+
+def replay(jobs: list[dict], seconds: list[float], cores: int) -> dict:
+    """Greedy list scheduling of ``jobs`` (each with ``input``, ``output``, ``threads``, ``priority``)
+    on ``cores``: the makespan, the mean number of cores busy, and each job's start time."""
+    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
+    deps = [{producer[x] for x in j["input"] if x in producer} - {i} for i, j in enumerate(jobs)]
+    users: list[list[int]] = [[] for _ in jobs]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(i)
+    waiting = [len(ds) for ds in deps]
+    threads = [max(1, min(int(j.get("threads", 1)), cores)) for j in jobs]
+    ready = [(-int(j.get("priority", 0)), i) for i, j in enumerate(jobs) if not deps[i]]
+    heapq.heapify(ready)
+    running: list[tuple[float, int]] = []
+    free, t, busy, start = cores, 0.0, 0.0, [0.0] * len(jobs)
+    done = 0
+    while done < len(jobs):
+        skipped = []
+        while ready:
+            item = heapq.heappop(ready)
+            i = item[1]
+            if threads[i] <= free:
+                free -= threads[i]
+                start[i] = t
+                busy += threads[i] * seconds[i]
+                heapq.heappush(running, (t + seconds[i], i))
+            else:
+                skipped.append(item)
+        for item in skipped:
+            heapq.heappush(ready, item)
+        if not running:
+            raise ValueError("replay: jobs wait on inputs no job makes (a cycle?)")
+        t, i = heapq.heappop(running)
+        finished = [i]
+        while running and running[0][0] == t:
+            finished.append(heapq.heappop(running)[1])
+        for i in finished:
+            free += threads[i]
+            done += 1
+            for u in users[i]:
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    heapq.heappush(ready, (-int(jobs[u].get("priority", 0)), u))
+    return {"cores": cores, "wall_s": t, "busy_cores": busy / t if t else 0.0, "start": start}
+
+
+def simulate(root: Path, scale: str, recs: list[dict], cores: list[int]) -> list[dict]:
+    """The replay at each core count, the DAG planned by Snakemake at that count."""
+    from .cost import dag_jobs
+
+    rows = []
+    for n in cores:
+        jobs = dag_jobs(root, scale, cores=n)
+        secs = job_seconds(jobs, recs)
+        r = replay(jobs, secs, n)
+        rows.append({"cores": n, "wall_s": r["wall_s"], "busy_cores": r["busy_cores"], "jobs": len(jobs),
+                     "total_s": sum(secs), "measured": sum(s > 0 for s in secs)})
+    return rows
+
+
+def check_against(rows: list[dict], measured_wall_s: float, cores: int = 2) -> dict:
+    """The prediction at ``cores`` against a measured wall time (their ratio)."""
+    row = next(r for r in rows if r["cores"] == cores)
+    return {"cores": cores, "predicted_s": row["wall_s"], "measured_s": measured_wall_s,
+            "ratio": row["wall_s"] / measured_wall_s}
+
+
+def markdown(rows: list[dict], check: dict | None = None) -> str:
+    lines = ["Core scaling, predicted (`python -m paperzoo.engine.cost --simulate-cores`): the whole DAG replayed "
+             "with greedy scheduling on each job's wall time measured on 2 cores (method and assumptions: "
+             "`engine/scaling.py`).", "",
+             "| cores | predicted wall (min) | mean cores busy | speed-up over 2 cores |", "|---|---|---|---|"]
+    base = next((r["wall_s"] for r in rows if r["cores"] == 2), rows[0]["wall_s"])
+    for r in rows:
+        lines.append(f"| {r['cores']} | {r['wall_s'] / 60:.1f} | {r['busy_cores']:.1f} | {base / r['wall_s']:.2f}× |")
+    if check:
+        lines += ["", f"Check: at {check['cores']} cores the replay predicts {check['predicted_s'] / 60:.1f} min; the "
+                      f"ledger's last whole run took {check['measured_s'] / 60:.1f} min "
+                      f"(predicted / measured = {check['ratio']:.2f})."]
+    return "\n".join(lines) + "\n"
