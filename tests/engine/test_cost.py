@@ -128,7 +128,7 @@ def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_cl
     assert "| `a` | 10.0 | 3 / 5 | 0 / 1 | 1 / 1 | 3.3 |" in text
     assert "| `b` | 10.0 | 0 / 1 | 0 / 0 | 1 / 1 | – |" in text
     assert "| `c` | 10.0 | " not in text.split("What the compute buys")[1]      # no claims file: no row
-    assert "| **all** | 20.0 | 3 / 6 | | | **6.7** |" in text                  # Σ minutes / Σ decided paper claims
+    assert "| **all studies** | 20.0 | 3 / 6 | | | **6.7** |" in text                 # Σ minutes / Σ decided paper claims
     assert "What the compute buys" not in write_summary(tmp_path, studies, "mini").read_text()
 
 

@@ -301,7 +301,7 @@ def claims_markdown(studies: list[dict], results: Path, scale: str) -> str:
     if not rows:
         return ""
     per = f"{total_min / total_decided:.1f}" if total_decided else "–"
-    rows.append(f"| **all** | {total_min:.1f} | {total_decided} / {total_paper} | | | **{per}** |")
+    rows.append(f"| **all studies** | {total_min:.1f} | {total_decided} / {total_paper} | | | **{per}** |")
     return "\n".join(["What the compute buys: claims with a decided final verdict (reproduced, negligible or "
                       "contradicted; Holm-adjusted, out of regime not counted) of those that ran, per kind.", "",
                       "| study | Σ job wall (min) | paper claims decided | predictions decided | checks decided | "
