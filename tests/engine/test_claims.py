@@ -378,3 +378,30 @@ def test_a_paper_claim_may_cite_a_table_instead_of_the_abstract(tmp_path):
                  "references: [{id: t3, source: 'arXiv 0000.00000, Table 3'}]\n"
                  "claims:\n  - {id: c, kind: paper, statement: s, lhs: b.m, op: '>', rhs: a.m, paper: t3}\n")
     assert load_paper(p)["claims"][0]["id"] == "c"
+
+
+def test_compound_claim_is_an_intersection_of_its_parts(tmp_path):
+    base = (0.5, 0.6, 0.7, 0.8)
+    arms = {"base": {"m": _metric(*base)},
+            "up": {"m": _metric(*(x + d for x, d in zip(base, (0.05, 0.051, 0.049, 0.05))))},
+            "up2": {"m": _metric(*(x + d for x, d in zip(base, (0.03, 0.031, 0.029, 0.03))))},
+            "flat": {"m": _metric(*(x + d for x, d in zip(base, (0.01, -0.012, 0.011, -0.01))))},
+            "down": {"m": _metric(*(x + d for x, d in zip(base, (-0.05, -0.051, -0.049, -0.05))))}}
+    parts = [{"id": a, "kind": "prediction", "statement": a, "lhs": f"{a}.m", "op": ">", "rhs": "base.m"}
+             for a in ("up", "up2", "flat", "down")]
+
+    def judge_all(ids):
+        claims = parts + [{"id": "all", "kind": "paper", "statement": "every arm beats base", "all_of": ids}]
+        return {c["id"]: c for c in evaluate(_paper(tmp_path, claims), {"arms": arms}, "mini", stability=False)["claims"]}
+
+    out = judge_all(["up", "up2"])
+    assert out["all"]["verdict"] == "reproduced" and out["all"]["p"] == max(out["up"]["p"], out["up2"]["p"])
+    assert out["all"]["ours"]["weakest"] == "up2" and out["all"]["test"] == "all of 2"
+    out = judge_all(["up", "flat"])
+    assert out["flat"]["verdict"] == "inconclusive" and out["all"]["verdict"] == "inconclusive"
+    out = judge_all(["up", "down"])
+    assert out["all"]["verdict"] == "contradicted" and out["all"]["p"] == pytest.approx(2 * out["down"]["p"])
+    with pytest.raises(ValueError, match="not another simple claim"):
+        judge_all(["up", "nope"])
+    with pytest.raises(ValueError, match="takes no"):
+        _paper(tmp_path, parts + [{"id": "x", "kind": "paper", "statement": "s", "all_of": ["up", "up2"], "lhs": "a.m"}])

@@ -62,3 +62,11 @@ def test_study_lists_only_undecided_paper_claims_and_prices_them(tmp_path):
     strict = power.claim_power(_claim(), m=2)["holm_strictest"]["detect_sesoi"]
     assert f"| 4 / {strict} | {(strict - 3) * 2.0:.0f} |" in row
     assert json.loads((tmp_path / "out" / "power.json").read_text())["tables"][0]["undecided"] == 1
+
+
+def test_compound_claim_lists_its_undecided_parts():
+    parts = [{**_claim("p1", kind="prediction"), "unadjusted": "reproduced"},
+             {**_claim("p2", kind="prediction"), "unadjusted": "inconclusive"}]
+    comp = {**_claim("all"), "all_of": ["p1", "p2"], "test": "all of 2"}
+    t = power.study_power({"study": "toy", "scale": "mini", "claims": [*parts, comp]}, per_seed_min=None)
+    assert [r["id"] for r in t["claims"]] == ["all ← p2 (inconclusive)"] and t["paper_claims"] == 1

@@ -37,7 +37,7 @@ def claims_resolve(steps, runs: dict) -> tuple[dict, dict]:
     agg = aggregate(list(runs.values()))
     paper = load_paper(Path(steps.__file__).parent / "paper.yaml")
     for c in paper["claims"]:
-        for side in (c["lhs"], c["rhs"]):
+        for side in (c.get("lhs"), c.get("rhs")):   # a compound (all_of) claim has no sides
             if isinstance(side, str):
                 arm, metric = side.split(".", 1)
                 assert metric in agg["arms"][arm], side

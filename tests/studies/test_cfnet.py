@@ -174,7 +174,7 @@ def test_claims_resolve_and_figures(tiny, tmp_path):
     for c in paper["claims"]:
         if "tiny" not in c.get("scales", ["tiny"]):
             continue   # paper-scale presets
-        for side in (c["lhs"], c["rhs"]):
+        for side in (c.get("lhs"), c.get("rhs")):   # a compound (all_of) claim has no sides
             if isinstance(side, str):
                 arm, metric = side.split(".", 1)
                 assert metric in agg["arms"][arm], side

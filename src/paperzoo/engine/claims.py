@@ -69,6 +69,11 @@ inequality). With tol = atol + rtol·|mean(rhs)| and, for ``<``, d read as −d:
   directions and orderings are claimed); when its interval also lies within ±sesoi it is marked
   ``below_sesoi``: the effect is real but smaller than the smallest effect of interest.
 * Too few runs on any metric side (n < min_seeds) → inconclusive.
+* ``all_of: [ids]`` (a compound claim: "at every budget", "on every task") joins k other
+  claims of the file, judged per claim as above: reproduced when every one is reproduced (an
+  intersection-union test, valid at α without adjustment; p = the largest of theirs);
+  contradicted when one is contradicted at α/k (Bonferroni over the k; p = k × the smallest of
+  the contradicted ones'); negligible when every one is negligible; else inconclusive.
 
 Each verdict carries ``p``: the p-value of the test that decided it (for an inconclusive one,
 the smallest of its candidate tests).
@@ -117,7 +122,8 @@ STATUSES = (*VERDICTS, OUT_OF_REGIME, NOT_RUN)
 KINDS = ("paper", "prediction", "check")
 OPS = (">", "<", "~=", "==")
 CLAIM_KEYS = {"id", "kind", "statement", "lhs", "op", "rhs", "rhs_scale", "min_seeds", "atol", "rtol",
-              "paired", "paper", "scales", "note", "sesoi", "sesoi_source", "gate"}
+              "paired", "paper", "scales", "note", "sesoi", "sesoi_source", "gate", "all_of"}
+COMPOUND_KEYS = {"id", "kind", "statement", "all_of", "paper", "scales", "note", "gate"}
 PAPER_KEYS = {"study", "title", "arxiv", "code", "note", "paired", "references", "claims", "learned",
               "sesoi_rule", "abstract"}
 REFERENCE_KEYS = {"id", "value", "source", "short", "verified", "note"}
@@ -284,6 +290,7 @@ def verdict(lhs: Side, op: str, rhs: Side, *, min_seeds: int = 3, atol: float = 
             return "inconclusive", {**numbers, "p": 1.0, "reason": "'==' needs deterministic sides"}
         return ("reproduced" if d == 0 else "contradicted"), {**numbers, "p": 0.0}
     ps = candidate_tests(d, se, dof, op, tol, sesoi)
+    numbers["p_tests"] = ps
     small = "negligible" in ps and ps["negligible"] < alpha
     for v in ("reproduced", "contradicted", "negligible"):   # an ordering first: see the docstring
         if ps.get(v, 1.0) < alpha:
@@ -359,10 +366,24 @@ def load_paper(path: str | os.PathLike) -> dict:
         unknown = set(c) - CLAIM_KEYS
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(CLAIM_KEYS)}")
-        for key in ("id", "kind", "statement", "lhs", "op", "rhs"):
+        if "all_of" in c:
+            bad = set(c) - COMPOUND_KEYS
+            if bad:
+                raise ValueError(f"{where} ({c.get('id')}): a compound claim ('all_of') takes no {sorted(bad)}; "
+                                 f"allowed: {sorted(COMPOUND_KEYS)}")
+        for key in ("id", "kind", "statement") + (() if "all_of" in c else ("lhs", "op", "rhs")):
             if key not in c:
                 raise ValueError(f"{where}: missing key {key!r}")
         where = f"{where} ({c['id']})"
+        if "all_of" in c:
+            if c["kind"] not in KINDS:
+                raise ValueError(f"{where}: kind {c['kind']!r} not one of {KINDS}")
+            if not isinstance(c["all_of"], list) or len(c["all_of"]) < 2:
+                raise ValueError(f"{where}: 'all_of' lists two or more claim ids")
+            if c["id"] in seen:
+                raise ValueError(f"{where}: duplicate claim id")
+            seen.add(c["id"])
+            continue
         if c["kind"] not in KINDS:
             raise ValueError(f"{where}: kind {c['kind']!r} not one of {KINDS}")
         if c["op"] not in OPS:
@@ -391,6 +412,11 @@ def load_paper(path: str | os.PathLike) -> dict:
         seen.add(c["id"])
         if c.get("paper") is not None and c["paper"] not in refs:
             raise ValueError(f"{where}: paper reference {c['paper']!r} not in references")
+    for c in paper["claims"]:
+        for cid in c.get("all_of", []):
+            if cid not in seen or cid == c["id"] or "all_of" in next(x for x in paper["claims"] if x["id"] == cid):
+                raise ValueError(f"{path}: claim {c['id']!r}: 'all_of' names {cid!r}, which is not another simple "
+                                 "claim of this file")
     if any(c["kind"] == "paper" for c in paper["claims"]) and "abstract" not in paper:
         raise ValueError(f"{path}: a study with paper claims lists the abstract's testable statements under "
                          "'abstract:' (each with the 'claims' that test it or why it is 'untestable')")
@@ -417,6 +443,9 @@ def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) ->
     arms = metrics["arms"]
     out = []
     for c in paper["claims"]:
+        if "all_of" in c:
+            out.append(c)   # judged below, once its parts are
+            continue
         where = f"claim {c['id']!r}"
         paired = bool(c.get("paired", paper.get("paired", False)))
         factor = float(c.get("rhs_scale", 1.0))
@@ -438,6 +467,9 @@ def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) ->
             raise ValueError(f"{where}: {err}") from None
         out.append({**row, "test": numbers.pop("test"), "unadjusted": v, "holm": v, "verdict": v,
                     "p": numbers.pop("p"), "ours": {"lhs": lhs.as_dict(), "rhs": rhs.as_dict(), **numbers}})
+    by_id = {c["id"]: c for c in out if "all_of" not in c}
+    out = [compound(c, by_id, scale, _reference(paper["_refs"].get(c.get("paper"))), alpha) if "all_of" in c else c
+           for c in out]
     family = {c["id"]: c["p"] for c in out if c["kind"] == "paper" and c["verdict"] != NOT_RUN}
     passes = holm(family, alpha)
     for c in out:
@@ -453,6 +485,37 @@ def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) ->
             if c["kind"] == "paper" and c["verdict"] != NOT_RUN:
                 c["verdict"] = OUT_OF_REGIME
     return out, {"in_regime": in_regime, "gates": gates}
+
+
+def compound(c: Mapping, by_id: Mapping[str, dict], scale: str, ref: dict | None, alpha: float = ALPHA) -> dict:
+    """The row of an ``all_of`` claim from its parts' per-claim verdicts (rule in the docstring)."""
+    row = {"id": c["id"], "kind": c["kind"], "statement": c["statement"], "comparison": "all of: " +
+           ", ".join(c["all_of"]), "note": c.get("note"), "gate": bool(c.get("gate", False)), "sesoi_source": None,
+           "paper": ref, "all_of": list(c["all_of"])}
+    parts = [by_id[cid] for cid in c["all_of"]]
+    if ("scales" in c and scale not in c["scales"]) or any(p["unadjusted"] == NOT_RUN for p in parts):
+        return {**row, "test": None, "verdict": NOT_RUN, "unadjusted": NOT_RUN, "holm": NOT_RUN, "p": None,
+                "ours": None, "scales": list(c.get("scales") or [])}
+    k, vs = len(parts), [p["unadjusted"] for p in parts]
+
+    def p_of(part: dict, test: str) -> float:   # a part's p of one candidate test (1 where it has none)
+        return (part["ours"] or {}).get("p_tests", {}).get(test, part["p"] if part["unadjusted"] == test else 1.0)
+
+    p_repro = max(p_of(p, "reproduced") for p in parts)            # intersection-union test
+    p_contra = min(1.0, k * min(p_of(p, "contradicted") for p in parts))   # Bonferroni over the parts
+    if all(v == "reproduced" for v in vs):
+        v, pv = "reproduced", p_repro
+    elif p_contra < alpha:
+        v, pv = "contradicted", p_contra
+    elif all(v == "negligible" for v in vs):
+        v, pv = "negligible", max(p_of(p, "negligible") for p in parts)
+    else:
+        v, pv = "inconclusive", min(p_repro, p_contra)
+    # the part that decides the intersection: the least supported one not reproduced, else the least supported
+    pending = [p for p in parts if p["unadjusted"] != "reproduced"] or parts
+    worst = max(pending, key=lambda p: p_of(p, "reproduced"))
+    ours = {**worst["ours"], "parts": {p["id"]: p["unadjusted"] for p in parts}, "weakest": worst["id"]}
+    return {**row, "test": f"all of {k}", "unadjusted": v, "holm": v, "verdict": v, "p": pv, "ours": ours}
 
 
 def leave_one_out(paper: Mapping, metrics: Mapping, scale: str, final: Mapping[str, str],

@@ -3,7 +3,7 @@
     python -m paperzoo.engine.power [--study S ...] [--scale mini] [--out results/report/mini]
 
 For every paper claim whose statistical verdict (Holm-adjusted, before the regime gate) is
-inconclusive, from the study's ``claims.json`` (its spread and degrees of freedom) and the
+inconclusive (for a compound ``all_of`` claim: each of its parts not yet reproduced), from the study's ``claims.json`` (its spread and degrees of freedom) and the
 per-job cost ledger (``cost_jobs.csv``, written by ``engine.cost``), three seed counts:
 
 * **design n** (what to choose seeds by): the seeds at which a true effect of size sesoi beyond
@@ -120,14 +120,19 @@ def study_power(doc: Mapping, per_seed_min: float | None, n_max: int = 200) -> d
     """Every undecided paper claim of one study's claims.json, with the cost of the extra seeds."""
     paper = [c for c in doc["claims"] if c["kind"] == "paper" and c["verdict"] != NOT_RUN]
     m = len(paper)
+    by_id = {c["id"]: c for c in doc["claims"]}
     rows = []
     for c in paper:
         statistical = c.get("holm", c["verdict"])
         if statistical != "inconclusive":
             continue
-        r = claim_power(c, m, n_max)
-        r["out_of_regime"] = c["verdict"] == OUT_OF_REGIME
-        rows.append(r)
+        # a compound claim (all_of) is decided through its parts: the undecided ones are listed
+        todo = [by_id[p] for p in c["all_of"] if by_id[p]["unadjusted"] != "reproduced"] if c.get("all_of") else [c]
+        for part in todo:
+            r = claim_power(part, m, n_max)
+            r["id"] = part["id"] if part is c else f"{c['id']} ← {part['id']} ({part['unadjusted']})"
+            r["out_of_regime"] = c["verdict"] == OUT_OF_REGIME
+            rows.append(r)
     return {"study": doc["study"], "scale": doc["scale"], "paper_claims": m, "undecided": len(rows),
             "in_regime": (doc.get("regime") or {}).get("in_regime"),
             "job_min_per_seed": per_seed_min, "claims": rows}

@@ -111,7 +111,11 @@ def _paper(p: dict | None) -> str:
 def _ours(c: dict) -> str:
     if c["ours"] is None:
         return f"not run at this scale (claimed at: {', '.join(c.get('scales') or [])})"
-    return f"{_side(c['ours']['lhs'])} vs {_side(c['ours']['rhs'])}"
+    text = f"{_side(c['ours']['lhs'])} vs {_side(c['ours']['rhs'])}"
+    if c["ours"].get("parts"):   # a compound claim: its parts' verdicts, the numbers of the weakest
+        parts = ", ".join(f"{k}: {v}" for k, v in c["ours"]["parts"].items())
+        text = f"{parts}; weakest `{c['ours']['weakest']}`: {text}"
+    return text
 
 
 def _fragile(claims: list[dict], kind: str = "paper") -> int:
