@@ -143,3 +143,8 @@ def down() -> None:
             pass
     _run(["mysqladmin", "shutdown"])
     _run(["pkill", "-u", "munge", "munged"])
+    # The configs go too: a slurm.conf naming a controller that is gone makes every later Snakemake
+    # start wait ~9 s (its SLURM executor plugin runs `scontrol show config`, which retries the port).
+    for conf in (Path("/etc/slurm/slurm.conf"), Path("/etc/slurm/slurmdbd.conf")):
+        if conf.exists() and MARK in conf.read_text(errors="replace"):
+            conf.unlink()

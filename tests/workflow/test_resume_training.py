@@ -11,7 +11,17 @@ touched by the kill. One case per resume mechanism of the training rules:
   (``state.pt.d/{seq,fork,lae}.pt``);
 * drkd's distillation — ``engine.train`` on student + relation kit with a frozen teacher and
   the released random relation filter drawn in the loss at every step (the loss's own
-  randomness must resume too).
+  randomness must resume too);
+* kd_detr's student — ``engine.train`` of the KD-DETR arm from the shared init, its loss reading
+  the seed's stored teacher outputs (``teacher_targets/seed0.pt``) by step index, so the resumed
+  steps must read the same entries;
+* cfnet's detector — ``engine.train`` of a cascade-fusion RetinaNet-lite (``cfnet_m3``), AdamW
+  with warmup and a cosine schedule, flipped batches drawn per step;
+* ufo's supernet — ``engine.train`` with a sub-network sampled from the step index and one
+  augmented batch per task at every step (``ufo_largest``);
+* cpgnet's training — ``engine.train`` of the TCL arm (``fuse2_tcl``: an augmented and a raw
+  view of the same points per step), then BN recalibration and evaluation; its target is the
+  training rule's ``train.json`` (the latency rule after it only adds timings).
 
 The phonon MD step's resume (``engine.checkpoint`` directly) is tested in ``test_resume.py``.
 """
@@ -74,6 +84,41 @@ FAMILIES = {
         log="logs/drkd/tiny/student/drkd_seed0.log",
         resumed="resuming",
         overlay="drkd.student.steps: 60\n"),
+    "kd_detr_student": Family(
+        study="kd_detr",
+        prereq=("results/kd_detr/tiny/teacher/model.pt", "results/kd_detr/tiny/teacher/metrics.json",
+                "results/kd_detr/tiny/init/seed0/model.pt",
+                # the seed's stored teacher outputs: temp, kept while the student has not finished
+                "results/kd_detr/tiny/teacher_targets/seed0.pt"),
+        target="results/kd_detr/tiny/runs/kd_detr/seed0/metrics.json",
+        partial="results/kd_detr/tiny/checkpoints/kd_detr/seed0/model.pt.partial",
+        log="logs/kd_detr/tiny/student/kd_detr_seed0.log",
+        resumed="resuming",
+        overlay="kd_detr.student.steps: 40\n"),
+    "cfnet_train": Family(
+        study="cfnet",
+        prereq=("results/data/shapes_dense/tiny/manifest.json",),
+        target="results/cfnet/tiny/runs/cfnet_m3/seed0/metrics.json",
+        partial="results/cfnet/tiny/checkpoints/cfnet_m3/seed0/model.pt.partial",
+        log="logs/cfnet/tiny/train/cfnet_m3_seed0.log",
+        resumed="resuming",
+        overlay="cfnet.train.steps: 40\n"),
+    "ufo_supernet": Family(
+        study="ufo",
+        prereq=("results/data/synthid/tiny/manifest.json",),
+        target="results/ufo/tiny/runs/ufo_largest/seed0/metrics.json",
+        partial="results/ufo/tiny/checkpoints/ufo_largest/seed0/model.pt.partial",
+        log="logs/ufo/tiny/multitask/ufo_largest_seed0.log",
+        resumed="resuming",
+        overlay="ufo.train.steps: 60\n"),
+    "cpgnet_train": Family(
+        study="cpgnet",
+        prereq=("results/data/synthscan/tiny/manifest.json",),
+        target="results/cpgnet/tiny/runs/fuse2_tcl/seed0/train.json",
+        partial="results/cpgnet/tiny/checkpoints/fuse2_tcl/seed0/model.pt.partial",
+        log="logs/cpgnet/tiny/train/fuse2_tcl_seed0.log",
+        resumed="resuming",
+        overlay="cpgnet.train.steps: 60\n"),
 }
 
 

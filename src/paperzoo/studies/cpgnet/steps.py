@@ -152,8 +152,9 @@ def deviations(tr: dict, dataset: str, block: dict) -> list[str]:
 # --- steps ---------------------------------------------------------------------------------
 
 def run_train(block: dict, *, scale: str, arm: str, seed: int, data_dir, out, checkpoint, threads: int = 1,
-              progress: bool = True, checkpoint_every_s: float = 120.0) -> dict:
-    """Train one arm/seed, recalibrate BN, evaluate on val, write metrics and weights."""
+              progress: bool = True, checkpoint_every_s: float | None = None) -> dict:
+    """Train one arm/seed, recalibrate BN, evaluate on val, write metrics and weights.
+    ``checkpoint_every_s``: None = engine.train's default ($PAPERZOO_CHECKPOINT_EVERY_S or 120)."""
     import torch
 
     from paperzoo.engine.checkpoint import save_checkpoint
