@@ -63,7 +63,7 @@ def augment(x: torch.Tensor, g: torch.Generator, shift: int) -> torch.Tensor:
 
 def pretrain_upstream(*, model: str, model_kwargs: dict, data_dir, out, steps: int, batch_size: int, lr: float,
                       weight_decay: float, warmup: int, seed: int, shift: int = 0,
-                      checkpoint_every_s: float = 120.0) -> dict:
+                      checkpoint_every_s: float | None = None) -> dict:
     """Train ViT + head on ``upstream_train``; write ``out``; return upstream train/test accuracy."""
     tr, te = load_classification(data_dir, "upstream_train"), load_classification(data_dir, "upstream_test")
     torch.manual_seed(seed)
