@@ -318,9 +318,11 @@ def write_summary(out_dir: Path, studies: list[dict], scale: str, results: Path 
     bought = claims_markdown(studies, results, scale) if results is not None else ""
     if bought:
         text += "\n" + bought
-    for extra in ("critical_path.md", "core_scaling.md"):
-        if (Path(out_dir) / extra).exists():
-            text += "\n" + (Path(out_dir) / extra).read_text()
+    cp = Path(out_dir) / "critical_path.md"
+    if cp.exists():   # its headline; the chain of jobs stays in critical_path.md
+        text += "\n" + cp.read_text().split("\n\n")[0].strip() + " The chain of jobs: `critical_path.md`.\n"
+    if (Path(out_dir) / "core_scaling.md").exists():
+        text += "\n" + (Path(out_dir) / "core_scaling.md").read_text()
     dest = Path(out_dir) / "cost_summary.md"
     with atomic_path(dest) as tmp:
         Path(tmp).write_text(text)

@@ -2,9 +2,10 @@
 
 ``python -m paperzoo.engine.report build`` writes ``results/report/<scale>/claims.md``,
 ``claims.csv`` and ``index.html`` from the studies' ``claims.json`` and figures.
-``python -m paperzoo.engine.report readme`` copies the generated ``claims.md`` of a scale
-into README.md between the ``<!-- claims:start -->`` / ``<!-- claims:end -->`` markers,
-so no number in the README is typed by hand.
+``python -m paperzoo.engine.report readme`` writes the README's claims section (between the
+``<!-- claims:start -->`` / ``<!-- claims:end -->`` markers: the overview, each study linking to
+its page) and one page per study, ``docs/claims/<slug>.md``, from the studies' ``claims.json`` at
+a scale, and the cost section from ``cost_summary.md``; no number in the README is typed by hand.
 ``python -m paperzoo.engine.report diff OTHER`` compares this checkout's verdicts with those of
 another results tree (a rerun on another machine, another commit): which verdicts changed and
 how far each tested difference moved, in units of its 95 % half-width.
@@ -20,7 +21,8 @@ from pathlib import Path
 from .claims import KINDS, NOT_RUN
 from .io import read_json, write_text
 from .tables import (HTML_SYMBOL, KIND_TITLE, LEGEND, OVERVIEW_HEAD, SYMBOL, _diff, _headline, _loo, _num,  # noqa: F401
-                     _ours, _paper, _verdict_cell, markdown, not_built, overview_cells, to_csv)
+                     _ours, _paper, _verdict_cell, front_page, markdown, not_built, overview_cells, study_page,
+                     to_csv)
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 CSS = ("body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.4}"
@@ -120,19 +122,23 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
 COST_START, COST_END = "<!-- cost:start -->", "<!-- cost:end -->"
 
 
-def _replace_section(text: str, start: str, end: str, md: Path, where: Path) -> str:
+def _replace_section(text: str, start: str, end: str, md: Path | str, where: Path, source: str | None = None) -> str:
+    """``text`` with what stands between the markers replaced by ``md`` (a file, or Markdown with
+    its ``source`` named)."""
     if start not in text or end not in text:
         raise ValueError(f"{where}: markers {start} / {end} not found")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    return f"{head}{start}\n<!-- generated from {md.as_posix()}; do not edit -->\n\n{md.read_text().strip()}\n\n{end}{tail}"
+    body, source = (md.read_text(), md.as_posix()) if isinstance(md, Path) else (md, source)
+    return f"{head}{start}\n<!-- generated from {source}; do not edit -->\n\n{body.strip()}\n\n{end}{tail}"
 
 
-def update_readme(readme: Path, claims_md: Path, cost_md: Path | None = None) -> bool:
-    """Replace the README's generated claims section and, when ``cost_md`` exists and the
-    README has the cost markers, its generated cost section; return True if it changed."""
+def update_readme(readme: Path, claims_md: Path | str, cost_md: Path | None = None, source: str | None = None) -> bool:
+    """Replace the README's generated claims section (a file, or Markdown generated from ``source``)
+    and, when ``cost_md`` exists and the README has the cost markers, its generated cost section;
+    return True if it changed."""
     text = readme.read_text()
-    new = _replace_section(text, START, END, claims_md, readme)
+    new = _replace_section(text, START, END, claims_md, readme, source)
     if cost_md is not None and cost_md.exists() and COST_START in new:
         new = _replace_section(new, COST_START, COST_END, cost_md, readme)
     if new != text:
@@ -229,9 +235,17 @@ def main(argv: list[str] | None = None) -> None:
         write_text(args.out_dir / "index.html", to_html(claims, sorted(args.figures), args.out_dir))
     else:
         out = Path("results/report") / args.scale
+        files = sorted(Path("results").glob(f"*/{args.scale}/claims.json"))
+        if not files:
+            raise SystemExit(f"readme: no results/<study>/{args.scale}/claims.json (run the studies first)")
+        docs = [read_json(f) for f in files]
+        pages = args.readme.parent / "docs" / "claims"
+        for doc, f in zip(docs, files):
+            write_text(pages / f"{doc['study']}.md", study_page(doc, f.as_posix()))
         summary = out / "cost_summary.md"
-        changed = update_readme(args.readme, out / "claims.md", summary if summary.exists() else out / "cost.md")
-        print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+        changed = update_readme(args.readme, front_page(docs), summary if summary.exists() else out / "cost.md",
+                                source=f"results/<study>/{args.scale}/claims.json")
+        print(f"{args.readme}: {'updated' if changed else 'already up to date'}; {len(docs)} pages in {pages}")
 
 
 if __name__ == "__main__":

@@ -205,12 +205,14 @@ def overview_cells(doc: dict) -> list[str]:
     return cells + list(provenance_cells(doc))
 
 
-def overview(docs: list[dict]) -> list[str]:
+def overview(docs: list[dict], link: str | None = None) -> list[str]:
     """One row per study: its paper claims' final verdicts, then predictions and checks, then its
-    runs' summed wall time and commit; a total row over the studies."""
+    runs' summed wall time and commit; a total row over the studies. ``link`` (a format string
+    with ``{study}``) makes each study's name a link to its page."""
     lines = ["| " + " | ".join(OVERVIEW_HEAD) + " |", "|" + "---|" * len(OVERVIEW_HEAD)]
     for doc in docs:
-        lines.append("| " + " | ".join([f"`{doc['study']}`", *overview_cells(doc)]) + " |")
+        name = f"`{doc['study']}`" if link is None else f"[`{doc['study']}`]({link.format(study=doc['study'])})"
+        lines.append("| " + " | ".join([name, *overview_cells(doc)]) + " |")
     for slug in not_built(docs):
         lines.append(f"| `{slug}` | not built |" + " — |" * (len(OVERVIEW_HEAD) - 2))
     if len(docs) > 1:
@@ -242,35 +244,54 @@ def not_built(docs: list[dict]) -> list[str]:
     return [s for s in STUDIES if s not in have]
 
 
+def study_section(doc: dict, heading: str = "###") -> list[str]:
+    """One study's claims: headline, paper claims, then predictions and checks (folded), the
+    abstract's coverage, the sesoi rule and the references."""
+    lines = [f"{heading} `{doc['study']}` — {doc.get('title') or ''} (arXiv {doc.get('arxiv')}), scale `{doc['scale']}`",
+             "", _headline(doc["claims"], doc), ""]
+    for kind in KINDS:
+        sel = [c for c in doc["claims"] if c["kind"] == kind]
+        if not sel:
+            continue
+        if kind == "paper":
+            lines += _md_table(sel) + [""]
+        else:
+            lines += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", ""]
+            lines += _md_table(sel) + ["", "</details>", ""]
+    if doc.get("abstract"):
+        lines += ["<details><summary>Abstract coverage: what the abstract states and which claims test it</summary>",
+                  "", *coverage(doc), "", "</details>", ""]
+    if doc.get("sesoi_rule"):
+        lines += [f"*Smallest effects of interest:* {' '.join(str(doc['sesoi_rule']).split())}", ""]
+    refs = [r for r in doc.get("references") or []]
+    if refs:
+        lines += ["<details><summary>References</summary>", ""]
+        for r in refs:
+            mark = "verified" if r.get("verified") else "not verified"
+            lines.append(f"- `{r['id']}`: {' '.join(str(r.get('source')).split())} ({mark})"
+                         + (f" — {' '.join(r['note'].split())}" if r.get("note") else ""))
+        lines += ["", "</details>", ""]
+    return lines
+
+
 def markdown(claims_files: list[Path]) -> str:
+    """The whole report: the overview, the legend, every study's section."""
     docs = [read_json(f) for f in claims_files]
     lines = overview(docs) + ["", LEGEND, ""]
     for doc in docs:
-        lines += [f"### `{doc['study']}` — {doc.get('title') or ''} (arXiv {doc.get('arxiv')}), scale `{doc['scale']}`",
-                  "", _headline(doc["claims"], doc), ""]
-        for kind in KINDS:
-            sel = [c for c in doc["claims"] if c["kind"] == kind]
-            if not sel:
-                continue
-            if kind == "paper":
-                lines += _md_table(sel) + [""]
-            else:
-                lines += [f"<details><summary>{KIND_TITLE[kind]} ({len(sel)})</summary>", ""]
-                lines += _md_table(sel) + ["", "</details>", ""]
-        if doc.get("abstract"):
-            lines += ["<details><summary>Abstract coverage: what the abstract states and which claims test it</summary>",
-                      "", *coverage(doc), "", "</details>", ""]
-        if doc.get("sesoi_rule"):
-            lines += [f"*Smallest effects of interest:* {' '.join(str(doc['sesoi_rule']).split())}", ""]
-        refs = [r for r in doc.get("references") or []]
-        if refs:
-            lines += ["<details><summary>References</summary>", ""]
-            for r in refs:
-                mark = "verified" if r.get("verified") else "not verified"
-                lines.append(f"- `{r['id']}`: {' '.join(str(r.get('source')).split())} ({mark})"
-                             + (f" — {' '.join(r['note'].split())}" if r.get("note") else ""))
-            lines += ["", "</details>", ""]
+        lines += study_section(doc)
     return "\n".join(lines)
+
+
+def front_page(docs: list[dict], link: str = "docs/claims/{study}.md") -> str:
+    """The README's claims section: the overview, each study linking to its page, and the legend."""
+    return "\n".join(overview(docs, link) + ["", LEGEND, ""])
+
+
+def study_page(doc: dict, source: str) -> str:
+    """``docs/claims/<slug>.md``: one study's section as a page of its own."""
+    return "\n".join([f"<!-- generated from {source} by `python -m paperzoo.engine.report readme`; do not edit -->",
+                      "", *study_section(doc, heading="#"), LEGEND, ""])
 
 
 def to_csv(claims_files: list[Path]) -> str:
