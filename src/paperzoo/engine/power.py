@@ -1,6 +1,6 @@
 """How many seeds would decide a study's undecided paper claims, and what they would cost.
 
-    python -m paperzoo.engine.power [--study S ...] [--scale mini] [--out results/report/mini]
+    paperzoo power [--study S ...] [--scale mini] [--out results/report/mini]
 
 For every paper claim whose statistical verdict (Holm-adjusted, before the regime gate) is
 inconclusive (for a compound ``all_of`` claim: each of its parts not yet reproduced), from the study's ``claims.json`` (its spread and degrees of freedom) and the
@@ -150,7 +150,7 @@ def _cost(n: int | None, n0: int, per_seed: float | None) -> str:
 
 def markdown(tables: list[dict], n_max: int = 200) -> str:
     lines = ["# Seeds that would decide the undecided paper claims", "",
-             "`python -m paperzoo.engine.power` (method and caveats in its docstring). Per undecided paper claim: "
+             "`paperzoo power` (method and caveats in its docstring). Per undecided paper claim: "
              "*design n* — the seeds at which a true effect of the claim's sesoi (beyond its margin) would be shown "
              f"with {POWER:.0%} power, and at which a true zero effect would be called negligible with {POWER:.0%} "
              "power, at the observed spread (choose seeds by these: they do not read the tested difference); "

@@ -1,12 +1,12 @@
 """The report: every study's claims table and figures, as Markdown, CSV and HTML.
 
-``python -m paperzoo.engine.report build`` writes ``results/report/<scale>/claims.md``,
+``paperzoo report build`` writes ``results/report/<scale>/claims.md``,
 ``claims.csv`` and ``index.html`` from the studies' ``claims.json`` and figures.
-``python -m paperzoo.engine.report readme`` writes the README's claims section (between the
+``paperzoo report readme`` writes the README's claims section (between the
 ``<!-- claims:start -->`` / ``<!-- claims:end -->`` markers: the overview, each study linking to
 its page) and one page per study, ``docs/claims/<slug>.md``, from the studies' ``claims.json`` at
 a scale, and the cost section from ``cost_summary.md``; no number in the README is typed by hand.
-``python -m paperzoo.engine.report diff OTHER`` compares this checkout's verdicts with those of
+``paperzoo diff OTHER`` compares this checkout's verdicts with those of
 another results tree (a rerun on another machine, another commit): which verdicts changed and
 how far each tested difference moved, in units of its 95 % half-width.
 """
@@ -35,7 +35,7 @@ CSS = ("body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding
 
 def why_command(study: str, claim_id: str, scale: str) -> str:
     """The command that traces one claim row to its per-seed run files and their provenance."""
-    return f"python -m paperzoo.why {study} {claim_id}" + ("" if scale == "mini" else f" --scale {scale}")
+    return f"paperzoo why {study} {claim_id}" + ("" if scale == "mini" else f" --scale {scale}")
 
 
 def _html_table(claims: list[dict], study: str, scale: str) -> list[str]:

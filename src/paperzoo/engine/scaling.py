@@ -1,6 +1,6 @@
 """Core scaling: the whole DAG replayed on its measured job times for other core counts.
 
-    python -m paperzoo.engine.cost --scale mini --simulate-cores 2,4,8,16,32
+    paperzoo cost --scale mini --simulate-cores 2,4,8,16,32
 
 For each core count ``n`` Snakemake plans the DAG from nothing (``snakemake -n --forceall
 --cores n``: jobs, their inputs and outputs, priorities and threads as they are at ``n`` cores;
@@ -109,7 +109,7 @@ def check_against(rows: list[dict], measured_wall_s: float, cores: int = 2) -> d
 
 
 def markdown(rows: list[dict], check: dict | None = None) -> str:
-    lines = ["Core scaling, predicted (`python -m paperzoo.engine.cost --simulate-cores`): the whole DAG replayed "
+    lines = ["Core scaling, predicted (`paperzoo cost --simulate-cores`): the whole DAG replayed "
              "with greedy scheduling on each job's wall time measured on 2 cores (method and assumptions: "
              "`engine/scaling.py`).", "",
              "| cores | predicted wall (min) | mean cores busy | speed-up over 2 cores |", "|---|---|---|---|"]

@@ -1,6 +1,6 @@
 """What the seeds buy: every claim's verdict recomputed on subsets of a study's seeds.
 
-    python -m paperzoo.engine.subsample --scale mini [--study S ...] [--max-subsets 200]
+    paperzoo seeds --scale mini [--study S ...] [--max-subsets 200]
                                         [--out results/report/mini]
 
 Seeds of a study are exchangeable draws (class orders, inits, data orders), so the runs of any
@@ -108,7 +108,7 @@ def _share_cell(sh: Mapping[str, float]) -> str:
 
 def markdown(tables: list[dict], costs: Mapping[str, Mapping[int, float]]) -> str:
     lines = ["# What the seeds buy", "",
-             "Every claim recomputed on subsets of its study's seeds (`python -m paperzoo.engine.subsample`; "
+             "Every claim recomputed on subsets of its study's seeds (`paperzoo seeds`; "
              "the method and its caveat are in that module's docstring). A cell gives the share of the k-seed "
              "subsets whose final verdict is R(eproduced), N(egligible), I(nconclusive), C(ontradicted) or O(ut of regime); "
              "*saves* is the job "

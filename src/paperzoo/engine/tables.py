@@ -290,7 +290,7 @@ def front_page(docs: list[dict], link: str = "docs/claims/{study}.md") -> str:
 
 def study_page(doc: dict, source: str) -> str:
     """``docs/claims/<slug>.md``: one study's section as a page of its own."""
-    return "\n".join([f"<!-- generated from {source} by `python -m paperzoo.engine.report readme`; do not edit -->",
+    return "\n".join([f"<!-- generated from {source} by `paperzoo report readme`; do not edit -->",
                       "", *study_section(doc, heading="#"), LEGEND, ""])
 
 
