@@ -30,8 +30,8 @@ COMMANDS = {
     "diff": ("paperzoo.engine.report", ["diff"], "verdicts that changed against another results folder"),
     "report": ("paperzoo.engine.report", [], "build the claims report, or write the README's generated sections"),
     "claims": ("paperzoo.engine.claims", [], "judge one study's claims from its aggregated metrics"),
-    "cost": ("paperzoo.engine.cost", [], "the measured ledger: cost per study and rule, critical path, core scaling"),
-    "predict": ("paperzoo.cost", [], "parameters, FLOPs and device-hours per training rule, before compute"),
+    "cost": ("paperzoo.engine.ledger", [], "the measured ledger: cost per study and rule, critical path, core scaling"),
+    "predict": ("paperzoo.predict", [], "parameters, FLOPs and device-hours per training rule, before compute"),
     "config": ("paperzoo.engine.config", [], "the effective config (defaults + scale overlay) of a study"),
 }
 # errors a user's input causes (messages name the file or key); anything else is a bug: traceback

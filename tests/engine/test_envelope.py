@@ -1,11 +1,11 @@
 """The compute envelope of the default run, held at review: the committed ledger of the whole
-`mini` (results/report/mini/cost_jobs.csv, written by engine.cost from a run's benchmark files)
+`mini` (results/report/mini/cost_jobs.csv, written by engine.ledger from a run's benchmark files)
 must stay within 200 job-minutes (about 100 min wall on 2 cores). A change that adds arms, seeds
 or steps past it fails here once its rerun's ledger is committed."""
 from pathlib import Path
 
 from paperzoo import STUDIES
-from paperzoo.engine.cost import read_ledger
+from paperzoo.engine.ledger import read_ledger
 
 LEDGER = Path(__file__).resolve().parents[2] / "results/report/mini/cost_jobs.csv"
 ENVELOPE_JOB_MIN = 200.0

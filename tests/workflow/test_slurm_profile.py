@@ -186,7 +186,7 @@ def test_slurm_profile_submits_with_partition_account_mem_time_and_gpus(tmp_path
 
 
 def test_profile_runtimes_reach_the_training_jobs():
-    """The profile's set-resources (from ``paperzoo.cost``) override a training rule's own
+    """The profile's set-resources (from ``paperzoo.predict``) override a training rule's own
     ``runtime``: the dry-run's job resources carry the predicted minutes."""
     profile = yaml.safe_load((REPO / PROFILE / "config.yaml").read_text())
     want = profile["set-resources"]["kd_detr_student"]["runtime"]

@@ -4,7 +4,7 @@
 
 For every paper claim whose statistical verdict (Holm-adjusted, before the regime gate) is
 inconclusive (for a compound ``all_of`` claim: each of its parts not yet reproduced), from the study's ``claims.json`` (its spread and degrees of freedom) and the
-per-job cost ledger (``cost_jobs.csv``, written by ``engine.cost``), three seed counts:
+per-job cost ledger (``cost_jobs.csv``, written by ``engine.ledger``), three seed counts:
 
 * **design n** (what to choose seeds by): the seeds at which a true effect of size sesoi beyond
   the margin would be shown with 80 % power, and at which a true zero effect would be called

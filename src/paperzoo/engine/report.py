@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--claims", nargs="+", type=Path, required=True)
     b.add_argument("--figures", nargs="*", type=Path, default=[])
     b.add_argument("--out-dir", type=Path, required=True)
-    r = sub.add_parser("readme", help="copy a scale's claims.md (and cost_summary.md or cost.md, written by engine.cost) "
+    r = sub.add_parser("readme", help="copy a scale's claims.md (and cost_summary.md or cost.md, written by engine.ledger) "
                                          "into README.md")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--scale", default="mini")

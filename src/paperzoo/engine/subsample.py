@@ -22,7 +22,7 @@ metrics) is restricted to the subset; an arm with fewer seeds (e.g. LAE's upper 
 class orders) and deterministic metrics are kept whole, so only the seed count under question
 changes. The seed ids are those of the full arms.
 
-Cost. With the per-job ledger (``cost_jobs.csv``, ``engine.cost``), the table states what the
+Cost. With the per-job ledger (``cost_jobs.csv``, ``engine.ledger``), the table states what the
 seeds with ids ``>= k`` cost: the sum of the job minutes of every job named ``..._seed<id>``.
 That is what running ``k`` seeds instead of ``n`` saves, one-off jobs (pretraining, teachers,
 figures) staying.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .claims import DECIDED, NOT_RUN, STATUSES, evaluate, load_paper, with_min_seeds
-from .cost import read_ledger
+from .ledger import read_ledger
 from .io import atomic_path, read_json, write_json
 from .metrics import restrict, seed_ids  # noqa: F401  (seed_ids, restrict: re-exported for users of this module)
 
@@ -91,7 +91,7 @@ def study_table(paper: Mapping, metrics: Mapping, scale: str, *, k_min: int = 3,
 
 
 def seed_cost(ledger: Path, study: str) -> dict[int, float]:
-    """Job minutes per seed id of ``study`` in the ledger (``engine.cost.read_ledger``; jobs named
+    """Job minutes per seed id of ``study`` in the ledger (``engine.ledger.read_ledger``; jobs named
     ``..._seed<id>``; none if the file does not exist)."""
     out: dict[int, float] = {}
     for r in read_ledger(ledger):

@@ -1,6 +1,6 @@
 """What each study cost, from Snakemake's per-job benchmark files.
 
-    python -m paperzoo.engine.cost --scale mini [--logs logs] [--out results/report/mini] [--fresh]
+    python -m paperzoo.engine.ledger --scale mini [--logs logs] [--out results/report/mini] [--fresh]
 
 Every rule writes ``logs/<study>/<scale>/<rule>/<name>.benchmark.tsv`` (``bench_path`` in
 ``workflow/rules/common.smk``): wall seconds ``s``, ``cpu_time`` (user + system seconds of the
@@ -37,9 +37,9 @@ import csv
 import io
 import statistics
 import time
-from graphlib import TopologicalSorter
 from pathlib import Path
 
+from . import dag
 from .io import atomic_path
 
 COLUMNS = ("s", "cpu_time", "max_rss")
@@ -329,81 +329,6 @@ def write_summary(out_dir: Path, studies: list[dict], scale: str, results: Path 
     return dest
 
 
-def dag_jobs(root: Path, scale: str, cores: int = 2) -> list[dict]:
-    """Every job of the whole DAG at ``scale`` as Snakemake plans it from nothing on ``cores``
-    (``snakemake -n --forceall``): rule, inputs, outputs, benchmark file, threads and priority."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", str(cores),
-                           "--config", f"scale={scale}"], cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"snakemake -n --forceall failed in {root}:\n{proc.stderr[-2000:]}")
-    jobs, cur = [], None
-    for line in proc.stdout.splitlines():
-        if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
-            cur = {"rule": line.split(" ", 1)[1].rstrip(":").strip(), "input": [], "output": [], "benchmark": None,
-                   "threads": 1, "priority": 0}
-            jobs.append(cur)
-        elif cur is not None and line.startswith("    ") and ":" in line:
-            key, val = line.strip().split(":", 1)
-            if key in ("input", "output"):
-                cur[key] = [v.strip() for v in val.split(",") if v.strip()]
-            elif key == "benchmark":
-                cur["benchmark"] = val.strip()
-            elif key in ("threads", "priority"):
-                cur[key] = int(val.strip())
-        elif not line.strip():
-            cur = None
-    return jobs
-
-
-def critical_path(jobs: list[dict], recs: list[dict]) -> dict:
-    """The longest chain of dependent ``jobs`` (B depends on A when an input of B is an output of
-    A), each weighted by its measured wall seconds from ``recs`` (matched through the benchmark
-    path ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``; a job without one, or never
-    measured, weighs 0 and is counted as unmeasured)."""
-    secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
-    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
-    weight, unmeasured = [], 0
-    for j in jobs:
-        w = 0.0
-        if j["benchmark"]:
-            parts = Path(j["benchmark"]).parts
-            key = (parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv"))
-            if key in secs:
-                w = secs[key]
-            else:
-                unmeasured += 1
-        weight.append(w)
-    deps = [{producer[x] for x in j["input"] if x in producer} for j in jobs]
-    finish: dict[int, float] = {}               # longest chain ending with job i
-    best_dep: dict[int, int | None] = {}
-    for i in TopologicalSorter(dict(enumerate(deps))).static_order():   # CycleError on a cycle
-        best_dep[i] = max(deps[i], key=finish.__getitem__, default=None)
-        finish[i] = weight[i] + (finish[best_dep[i]] if best_dep[i] is not None else 0.0)
-    last = max(finish, key=finish.__getitem__, default=None)
-    chain = []
-    while last is not None:
-        if weight[last] > 0:
-            chain.append({"rule": jobs[last]["rule"], "benchmark": jobs[last]["benchmark"], "s": weight[last]})
-        last = best_dep[last]
-    chain.reverse()
-    return {"length_s": sum(c["s"] for c in chain), "chain": chain, "jobs": len(jobs), "unmeasured": unmeasured,
-            "total_s": sum(weight)}
-
-
-def critical_path_markdown(cp: dict, cores: int = 2) -> str:
-    floor = max(cp["length_s"], cp["total_s"] / cores)
-    lines = [f"Critical path of the whole DAG ({cp['jobs']} jobs, {cp['unmeasured']} without a measurement "
-             f"counted as 0 s): **{cp['length_s'] / 60:.1f} min**; Σ job wall {cp['total_s'] / 60:.1f} min, so "
-             f"on {cores} cores the run needs at least {floor / 60:.1f} min.", "",
-             "| job on the critical path | s |", "|---|---|"]
-    lines += [f"| {c['rule']} `{Path(c['benchmark']).name.removesuffix('.benchmark.tsv')}` | {c['s']:.0f} |"
-              for c in cp["chain"]]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", default="mini")
@@ -419,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
                          "machine_ratio.md")
     ap.add_argument("--simulate-cores", metavar="N,N,...",
                     help="also replay the DAG on the measured job times at these core counts (runs snakemake -n "
-                         "--forceall per count; engine.scaling): core_scaling.md")
+                         "--forceall per count; engine.dag): core_scaling.md")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the earlier per-job ledger (cost_jobs.csv): only the benchmark files now in --logs")
     ap.add_argument("--replace", action="append", metavar="STUDY", default=[],
@@ -443,23 +368,21 @@ def main(argv: list[str] | None = None) -> None:
     for p in write(studies, rules, out, args.scale, recs=recs):
         print(p)
     if args.critical_path:
-        text = critical_path_markdown(critical_path(dag_jobs(Path("."), args.scale), recs))
+        text = dag.critical_path_markdown(dag.critical_path(dag.dag_jobs(Path("."), args.scale), recs))
         with atomic_path(out / "critical_path.md") as tmp:
             Path(tmp).write_text(text)
         print(out / "critical_path.md")
         print(text)
     if args.simulate_cores:
-        from . import scaling
-
         try:
             cores = sorted({int(x) for x in args.simulate_cores.split(",")})
         except ValueError:
             raise SystemExit(f"--simulate-cores {args.simulate_cores!r}: expected core counts like 2,4,8,16") from None
-        rows = scaling.simulate(Path("."), args.scale, recs, cores)
+        rows = dag.simulate(Path("."), args.scale, recs, cores)
         windows = run_windows(_intervals(recs))
         last = max(windows, key=lambda w: w[1] - w[0])
         measured, _ = runs_span(_intervals(recs), [last])
-        text = scaling.markdown(rows, scaling.check_against(rows, measured) if 2 in cores else None)
+        text = dag.markdown(rows, dag.check_against(rows, measured) if 2 in cores else None)
         with atomic_path(out / "core_scaling.md") as tmp:
             Path(tmp).write_text(text)
         print(out / "core_scaling.md")

@@ -1,4 +1,8 @@
-"""Core scaling: the whole DAG replayed on its measured job times for other core counts.
+"""The DAG as Snakemake plans it, weighted by the ledger's measured job times: its critical path,
+and its wall time replayed for other core counts.
+
+``dag_jobs`` reads ``snakemake -n --forceall``; ``critical_path`` is the longest chain of
+dependent jobs (the wall time no number of cores can beat); the rest is core scaling:
 
     paperzoo cost --scale mini --simulate-cores 2,4,8,16,32
 
@@ -6,7 +10,8 @@ For each core count ``n`` Snakemake plans the DAG from nothing (``snakemake -n -
 --cores n``: jobs, their inputs and outputs, priorities and threads as they are at ``n`` cores;
 ``cpgnet_latency`` takes every core up to 16 there), and the jobs are replayed with greedy list
 scheduling: whenever a job ends, the ready jobs (every input made) are taken by priority (ties
-in Snakemake's planning order) and started while their threads fit into the free cores. Each
+by output path, so the replay is deterministic) and started while their threads fit into the
+free cores. Each
 job lasts its measured wall seconds from the ledger (``cost_jobs.csv``), where one was measured.
 
 What the replay assumes, and so where it can be wrong:
@@ -24,6 +29,7 @@ The prediction at 2 cores is checked against the measured wall of the last whole
 from __future__ import annotations
 
 import heapq
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 
@@ -52,7 +58,10 @@ def replay(jobs: list[dict], seconds: list[float], cores: int) -> dict:
             users[d].append(i)
     waiting = [len(ds) for ds in deps]
     threads = [max(1, min(int(j.get("threads", 1)), cores)) for j in jobs]
-    ready = [(-int(j.get("priority", 0)), i) for i, j in enumerate(jobs) if not deps[i]]
+    # ties broken by the first output's path, not Snakemake's planning order (which varies between plans)
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i]["output"][:1], jobs[i]["rule"]))
+    rank = {i: r for r, i in enumerate(order)}
+    ready = [(-int(j.get("priority", 0)), rank[i], i) for i, j in enumerate(jobs) if not deps[i]]
     heapq.heapify(ready)
     running: list[tuple[float, int]] = []
     free, t, busy, start = cores, 0.0, 0.0, [0.0] * len(jobs)
@@ -61,7 +70,7 @@ def replay(jobs: list[dict], seconds: list[float], cores: int) -> dict:
         skipped = []
         while ready:
             item = heapq.heappop(ready)
-            i = item[1]
+            i = item[2]
             if threads[i] <= free:
                 free -= threads[i]
                 start[i] = t
@@ -83,14 +92,12 @@ def replay(jobs: list[dict], seconds: list[float], cores: int) -> dict:
             for u in users[i]:
                 waiting[u] -= 1
                 if waiting[u] == 0:
-                    heapq.heappush(ready, (-int(jobs[u].get("priority", 0)), u))
+                    heapq.heappush(ready, (-int(jobs[u].get("priority", 0)), rank[u], u))
     return {"cores": cores, "wall_s": t, "busy_cores": busy / t if t else 0.0, "start": start}
 
 
 def simulate(root: Path, scale: str, recs: list[dict], cores: list[int]) -> list[dict]:
     """The replay at each core count, the DAG planned by Snakemake at that count."""
-    from .cost import dag_jobs
-
     rows = []
     for n in cores:
         jobs = dag_jobs(root, scale, cores=n)
@@ -111,7 +118,7 @@ def check_against(rows: list[dict], measured_wall_s: float, cores: int = 2) -> d
 def markdown(rows: list[dict], check: dict | None = None) -> str:
     lines = ["Core scaling, predicted (`paperzoo cost --simulate-cores`): the whole DAG replayed "
              "with greedy scheduling on each job's wall time measured on 2 cores (method and assumptions: "
-             "`engine/scaling.py`).", "",
+             "`engine/dag.py`).", "",
              "| cores | predicted wall (min) | mean cores busy | speed-up over 2 cores |", "|---|---|---|---|"]
     base = next((r["wall_s"] for r in rows if r["cores"] == 2), rows[0]["wall_s"])
     for r in rows:
@@ -120,4 +127,79 @@ def markdown(rows: list[dict], check: dict | None = None) -> str:
         lines += ["", f"Check: at {check['cores']} cores the replay predicts {check['predicted_s'] / 60:.1f} min; the "
                       f"ledger's last whole run took {check['measured_s'] / 60:.1f} min "
                       f"(predicted / measured = {check['ratio']:.2f})."]
+    return "\n".join(lines) + "\n"
+
+
+def dag_jobs(root: Path, scale: str, cores: int = 2) -> list[dict]:
+    """Every job of the whole DAG at ``scale`` as Snakemake plans it from nothing on ``cores``
+    (``snakemake -n --forceall``): rule, inputs, outputs, benchmark file, threads and priority."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", str(cores),
+                           "--config", f"scale={scale}"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake -n --forceall failed in {root}:\n{proc.stderr[-2000:]}")
+    jobs, cur = [], None
+    for line in proc.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
+            cur = {"rule": line.split(" ", 1)[1].rstrip(":").strip(), "input": [], "output": [], "benchmark": None,
+                   "threads": 1, "priority": 0}
+            jobs.append(cur)
+        elif cur is not None and line.startswith("    ") and ":" in line:
+            key, val = line.strip().split(":", 1)
+            if key in ("input", "output"):
+                cur[key] = [v.strip() for v in val.split(",") if v.strip()]
+            elif key == "benchmark":
+                cur["benchmark"] = val.strip()
+            elif key in ("threads", "priority"):
+                cur[key] = int(val.strip())
+        elif not line.strip():
+            cur = None
+    return jobs
+
+
+def critical_path(jobs: list[dict], recs: list[dict]) -> dict:
+    """The longest chain of dependent ``jobs`` (B depends on A when an input of B is an output of
+    A), each weighted by its measured wall seconds from ``recs`` (matched through the benchmark
+    path ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``; a job without one, or never
+    measured, weighs 0 and is counted as unmeasured)."""
+    secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
+    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
+    weight, unmeasured = [], 0
+    for j in jobs:
+        w = 0.0
+        if j["benchmark"]:
+            parts = Path(j["benchmark"]).parts
+            key = (parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv"))
+            if key in secs:
+                w = secs[key]
+            else:
+                unmeasured += 1
+        weight.append(w)
+    deps = [{producer[x] for x in j["input"] if x in producer} for j in jobs]
+    finish: dict[int, float] = {}               # longest chain ending with job i
+    best_dep: dict[int, int | None] = {}
+    for i in TopologicalSorter(dict(enumerate(deps))).static_order():   # CycleError on a cycle
+        best_dep[i] = max(deps[i], key=finish.__getitem__, default=None)
+        finish[i] = weight[i] + (finish[best_dep[i]] if best_dep[i] is not None else 0.0)
+    last = max(finish, key=finish.__getitem__, default=None)
+    chain = []
+    while last is not None:
+        if weight[last] > 0:
+            chain.append({"rule": jobs[last]["rule"], "benchmark": jobs[last]["benchmark"], "s": weight[last]})
+        last = best_dep[last]
+    chain.reverse()
+    return {"length_s": sum(c["s"] for c in chain), "chain": chain, "jobs": len(jobs), "unmeasured": unmeasured,
+            "total_s": sum(weight)}
+
+
+def critical_path_markdown(cp: dict, cores: int = 2) -> str:
+    floor = max(cp["length_s"], cp["total_s"] / cores)
+    lines = [f"Critical path of the whole DAG ({cp['jobs']} jobs, {cp['unmeasured']} without a measurement "
+             f"counted as 0 s): **{cp['length_s'] / 60:.1f} min**; Σ job wall {cp['total_s'] / 60:.1f} min, so "
+             f"on {cores} cores the run needs at least {floor / 60:.1f} min.", "",
+             "| job on the critical path | s |", "|---|---|"]
+    lines += [f"| {c['rule']} `{Path(c['benchmark']).name.removesuffix('.benchmark.tsv')}` | {c['s']:.0f} |"
+              for c in cp["chain"]]
     return "\n".join(lines) + "\n"

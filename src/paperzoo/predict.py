@@ -1,6 +1,6 @@
 """Cost before compute: parameters, FLOPs and predicted device-hours per training rule.
 
-    python -m paperzoo.cost --scale paper [--tflops 60] [--study kd_detr ...]
+    python -m paperzoo.predict --scale paper [--tflops 60] [--study kd_detr ...]
 
 For every training rule of a study at the given scale (its config after the overlay), the
 models are built on PyTorch's ``meta`` device (no memory, no weights) and one forward pass of
@@ -407,7 +407,7 @@ def markdown(table: list[dict], scale: str, tflops: float) -> str:
 
 # --- the SLURM profile's runtime per rule --------------------------------------------------------
 
-PROFILE_BEGIN = "# BEGIN set-resources (python -m paperzoo.cost --profile; do not edit by hand)"
+PROFILE_BEGIN = "# BEGIN set-resources (python -m paperzoo.predict --profile; do not edit by hand)"
 PROFILE_END = "# END set-resources"
 
 
@@ -431,7 +431,7 @@ def profile_block(mins: dict[str, int], scale: str, tflops: float, safety: float
     lines = [PROFILE_BEGIN,
              f"# runtime (minutes) per training rule at scale {scale}: the longest job's predicted time at "
              f"{tflops:g} TFLOP/s x {safety:g} + 15 min,",
-             "# rounded up to 15 min. Regenerate after changing a budget: python -m paperzoo.cost --scale "
+             "# rounded up to 15 min. Regenerate after changing a budget: python -m paperzoo.predict --scale "
              f"{scale} --tflops {tflops:g} --profile workflow/profiles/slurm/config.yaml",
              "set-resources:"]
     lines += [f"  {rule}:\n    runtime: {m}" for rule, m in mins.items()]

@@ -1,7 +1,7 @@
-"""paperzoo.cost: FLOPs counted on the meta device, jobs from the config, the table's arithmetic."""
+"""paperzoo.predict: FLOPs counted on the meta device, jobs from the config, the table's arithmetic."""
 import pytest
 
-from paperzoo import cost
+from paperzoo import predict as cost
 
 
 def test_forward_flops_on_meta_matches_a_hand_count():
@@ -84,7 +84,7 @@ def test_committed_slurm_runtimes_are_the_predictions():
     safety = float(header.split(" x ")[1].split(" ")[0])
     want = cost.runtimes(cost.rows("paper", None, tflops, root=repo), safety)
     got = {rule: v["runtime"] for rule, v in yaml.safe_load(text)["set-resources"].items()}
-    assert got == want, "regenerate: python -m paperzoo.cost --scale paper --profile workflow/profiles/slurm/config.yaml"
+    assert got == want, "regenerate: python -m paperzoo.predict --scale paper --profile workflow/profiles/slurm/config.yaml"
 
 
 def test_validate_sets_predicted_flops_against_the_ledger(tmp_path):

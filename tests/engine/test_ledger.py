@@ -1,10 +1,10 @@
-"""engine.cost: benchmark files summed per study and rule, NaN-safe, written atomically."""
+"""engine.ledger: benchmark files summed per study and rule, NaN-safe, written atomically."""
 import math
 import os
 
 import pytest
 
-from paperzoo.engine import cost
+from paperzoo.engine import ledger as cost
 
 HEAD = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -70,7 +70,7 @@ def test_ledger_merges_a_later_run_and_reruns_replace_their_jobs(tmp_path, capsy
 
 
 def test_critical_path_is_the_longest_chain_of_measured_dependent_jobs():
-    from paperzoo.engine.cost import critical_path, critical_path_markdown
+    from paperzoo.engine.dag import critical_path, critical_path_markdown
 
     def job(rule, inp, out, bench):
         return {"rule": rule, "input": inp, "output": out,
@@ -93,7 +93,7 @@ def test_critical_path_is_the_longest_chain_of_measured_dependent_jobs():
 
 
 def test_summary_for_the_readme_has_the_study_table_and_the_critical_path(tmp_path):
-    from paperzoo.engine.cost import summarise, write_summary
+    from paperzoo.engine.ledger import summarise, write_summary
 
     recs = [{"study": "a", "rule": "train", "job": "x_seed0", "mtime": 100.0, "s": 60.0, "cpu_time": 50.0,
              "max_rss": 900.0}]
@@ -109,7 +109,7 @@ def test_summary_counts_decided_claims_per_kind_and_minutes_per_decided_paper_cl
     claims that did not run are left out, and a study without a decided paper claim gets no ratio."""
     import json
 
-    from paperzoo.engine.cost import summarise, write_summary
+    from paperzoo.engine.ledger import summarise, write_summary
 
     recs = [{"study": s, "rule": "train", "job": "x_seed0", "mtime": 100.0, "s": 600.0, "cpu_time": 1.0,
              "max_rss": 1.0} for s in ("a", "b", "c")]
@@ -188,9 +188,9 @@ def test_merged_runs_span_is_the_sum_of_each_runs_span_and_replace_drops_a_study
 
 
 def test_replay_schedules_greedily_by_priority_on_the_cores():
-    """engine.scaling.replay on a hand-worked DAG: data (10 s) feeds three 1-thread jobs of 30, 20
+    """engine.dag.replay on a hand-worked DAG: data (10 s) feeds three 1-thread jobs of 30, 20
     and 20 s (the 30-s one has priority) and an exclusive 2-thread job of 5 s; a report needs all."""
-    from paperzoo.engine.scaling import check_against, markdown, replay
+    from paperzoo.engine.dag import check_against, markdown, replay
 
     def job(name, inp, threads=1, priority=0):
         return {"rule": name, "input": inp, "output": [name], "threads": threads, "priority": priority}
@@ -213,3 +213,25 @@ def test_replay_schedules_greedily_by_priority_on_the_cores():
     assert chk["ratio"] == pytest.approx(56 / 60)
     md = markdown(rows, chk)
     assert "| 4 | 0.7 | 2.2 | 1.37× |" in md and "predicted / measured = 0.93" in md
+
+
+def test_simulate_plans_the_dag_at_each_core_count(monkeypatch):
+    """engine.dag.simulate asks Snakemake for the plan at each core count (threads depend on it) and
+    replays it on the ledger's job times."""
+    from paperzoo.engine import dag
+
+    asked = []
+
+    def fake_dag_jobs(root, scale, cores=2):
+        asked.append(cores)
+        return [{"rule": "a", "input": [], "output": ["x"], "benchmark": "logs/s/mini/a/x.benchmark.tsv",
+                 "threads": min(cores, 4), "priority": 0},
+                {"rule": "b", "input": [], "output": ["y"], "benchmark": "logs/s/mini/b/y.benchmark.tsv",
+                 "threads": 1, "priority": 0}]
+
+    monkeypatch.setattr(dag, "dag_jobs", fake_dag_jobs)
+    recs = [{"study": "s", "rule": "a", "job": "x", "s": 10.0}, {"study": "s", "rule": "b", "job": "y", "s": 10.0}]
+    rows = dag.simulate(".", "mini", recs, [2, 8])
+    assert asked == [2, 8]
+    # 2 cores: a takes both, then b: 20 s; 8 cores: a (4 threads) and b side by side: 10 s
+    assert [r["wall_s"] for r in rows] == [20.0, 10.0] and rows[0]["measured"] == 2
