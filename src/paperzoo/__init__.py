@@ -10,3 +10,6 @@ STUDIES = (
     "lae", "cfnet", "drkd", "kd_detr", "group_detr",
     "apis", "ufo", "cpgnet", "valley_phonons", "interface_phonons",
 )
+
+# The model catalogue (cheap: it installs the registry's loader; a family is imported on first use).
+from .models import create_model, list_models  # noqa: E402, F401

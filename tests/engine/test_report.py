@@ -30,7 +30,9 @@ def claims_file(tmp_path):
 
 
 def test_markdown_leads_with_paper_claims(claims_file):
-    md = markdown([claims_file])
+    from paperzoo import STUDIES
+
+    md = markdown([claims_file], STUDIES)
     # the headline counts paper claims only; the check is reported apart, collapsed
     assert ("**Paper claims (Holm-adjusted): 1 of 2 reproduced, 0 negligible, 1 contradicted, 0 inconclusive** "
             "(1 more only at other scales)") in md
@@ -51,7 +53,9 @@ def test_csv_and_html(claims_file, tmp_path):
     fig = tmp_path / "results/demo/mini/figures/fig1_demo.png"
     fig.parent.mkdir(parents=True)
     fig.write_bytes(b"png")
-    html = to_html([claims_file], [fig], tmp_path / "results/report/mini")
+    from paperzoo import STUDIES
+
+    html = to_html([claims_file], [fig], tmp_path / "results/report/mini", STUDIES)
     assert "<a href='../../demo/mini/figures/fig1_demo.png'><img src='../../demo/mini/figures/fig1_demo.png'" in html
     assert "class='contradicted'" in html and "class='notrun'" in html and "study note" in html
     assert html.index("<h2>Overview</h2>") < html.index("<h2 id='demo'>")

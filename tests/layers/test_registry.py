@@ -1,10 +1,11 @@
-"""The model registry resolves every registered name without study-specific imports, and its
-list of model modules is complete."""
+"""The model registry resolves every registered name without study-specific imports, and the
+catalogue of model modules (paperzoo.models) is complete."""
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from paperzoo import models
 from paperzoo.layers import registry
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -16,8 +17,27 @@ def test_model_modules_list_every_module_that_registers():
         text = p.read_text()
         if p.name != "registry.py" and re.search(r"@register_model|register_model\(|register_presets\(", text):
             found.add(".".join(p.relative_to(SRC).with_suffix("").parts))
-    found.discard("paperzoo.layers")          # __init__ re-exports the decorator
-    assert found == set(registry.MODEL_MODULES), sorted(found ^ set(registry.MODEL_MODULES))
+    found -= {"paperzoo.layers", "paperzoo.models"}   # they re-export the decorator
+    assert found == set(models.MODEL_MODULES), sorted(found ^ set(models.MODEL_MODULES))
+
+
+def test_layers_name_no_study_module():
+    """The catalogue lives above layers and studies: no module of layers/ names a study module,
+    by an import statement or by a string in its code (docstrings are prose); the registry
+    learns the catalogue through the loader paperzoo.models installs."""
+    import ast
+
+    for p in (SRC / "paperzoo" / "layers").rglob("*.py"):
+        tree = ast.parse(p.read_text())
+        prose = {id(n.body[0].value) for n in ast.walk(tree)
+                 if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+                 and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for n in ast.walk(tree):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import) else
+                     [("." * n.level) + (n.module or "")] if isinstance(n, ast.ImportFrom) else
+                     [n.value] if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in prose
+                     else [])
+            assert not [m for m in names if re.search(r"paperzoo\.studies|^\.\.studies", m)], (p, n.lineno, names)
 
 
 def _fresh_python(code: str) -> str:

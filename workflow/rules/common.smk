@@ -5,6 +5,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
+from paperzoo import STUDIES as ALL_STUDIES  # the ten papers: the report lists those not built too
 from paperzoo.data.generate import DATASETS  # the embedded scales' datasets (data.smk); COCO 2017 at paper scale
 from paperzoo.engine.config import ConfigError, resolve, study_block
 from paperzoo.engine.scheduler import single_reevaluation_timer

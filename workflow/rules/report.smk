@@ -48,6 +48,7 @@ rule report:
                     category="Report"),
     params:
         out_dir=lambda w, output: os.path.dirname(output.md),
+        expect=" ".join(ALL_STUDIES),
     log:
         f"logs/report/{SCALE}/report/log.log",
     benchmark:
@@ -57,4 +58,5 @@ rule report:
         "../../envs/phonon.yaml"
     shell:
         "python -m paperzoo.engine.report build --claims {input.claims} --figures {input.figures}"
+        " --expect {params.expect}"
         " --out-dir {params.out_dir} > {log} 2>&1"

@@ -26,16 +26,7 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
-
-def to_float(images: torch.Tensor, mean: Sequence[float] | None = None,
-             std: Sequence[float] | None = None) -> torch.Tensor:
-    """uint8 (B, C, H, W) → float32 in [0, 1], then ``(x - mean) / std`` per channel if given."""
-    x = images.float().div_(255.0)
-    if mean is not None:
-        m = torch.as_tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
-        s = torch.as_tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
-        x = (x - m) / s
-    return x
+from paperzoo.engine.images import to_float  # the studies import it from here too
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,

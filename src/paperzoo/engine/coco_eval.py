@@ -313,7 +313,7 @@ def evaluate_model(model, val, mean, std, *, keys: Sequence[str], area_rule: Are
 
     import torch
 
-    from paperzoo.data.sets import to_float
+    from .images import to_float
 
     model.eval()
     preds, dev = [], next(model.parameters()).device

@@ -54,7 +54,7 @@ def _html_table(claims: list[dict], study: str, scale: str) -> list[str]:
     return parts
 
 
-def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str:
+def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path, expected: tuple[str, ...] = ()) -> str:
     docs = [read_json(f) for f in claims_files]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>paperzoo report</title>",
              f"<style>{CSS}</style></head><body><h1>paperzoo: claims and figures</h1>",
@@ -68,7 +68,7 @@ def to_html(claims_files: list[Path], figures: list[Path], out_dir: Path) -> str
         cells = [f"<a href='#{doc['study']}'>{html.escape(doc['study'])}</a>",
                  *(html.escape(x) for x in overview_cells(doc))]
         parts.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    for slug in not_built(docs):
+    for slug in not_built(docs, expected):
         parts.append(f"<tr class='notrun'><td>{html.escape(slug)}</td><td colspan='{len(OVERVIEW_HEAD) - 1}'>not built "
                      "(or not run at this scale)</td></tr>")
     parts.append("</table>")
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("build", help="write claims.md, claims.csv and index.html")
     b.add_argument("--claims", nargs="+", type=Path, required=True)
     b.add_argument("--figures", nargs="*", type=Path, default=[])
+    b.add_argument("--expect", nargs="*", default=[], metavar="STUDY",
+                   help="every study the report should list: those without a claims file get a 'not built' row")
     b.add_argument("--out-dir", type=Path, required=True)
     r = sub.add_parser("readme", help="copy a scale's claims.md (and cost_summary.md or cost.md, written by engine.ledger) "
                                          "into README.md")
@@ -230,9 +232,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1 if changed else 0)
     if args.cmd == "build":
         claims = sorted(args.claims)
-        write_text(args.out_dir / "claims.md", markdown(claims))
+        write_text(args.out_dir / "claims.md", markdown(claims, tuple(args.expect)))
         write_text(args.out_dir / "claims.csv", to_csv(claims))
-        write_text(args.out_dir / "index.html", to_html(claims, sorted(args.figures), args.out_dir))
+        write_text(args.out_dir / "index.html", to_html(claims, sorted(args.figures), args.out_dir, tuple(args.expect)))
     else:
         out = Path("results/report") / args.scale
         files = sorted(Path("results").glob(f"*/{args.scale}/claims.json"))

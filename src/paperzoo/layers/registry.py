@@ -6,35 +6,36 @@
     model = create_model("detr_lite_s", num_classes=5)
 
 Entry points are small functions whose names encode the variant; ``test_*`` variants are
-tiny models for unit tests. The first lookup of a name not yet registered imports the modules
-of :data:`MODEL_MODULES` one by one until the name is registered (every ``list_models`` imports
-them all), so a study's own models need no import by the caller and a lookup imports no
-heavier module than it has to.
+tiny models for unit tests. This module is the bare registry: it knows the names registered
+so far, not where models live. The catalogue of model modules sits on the floor above
+(``src/paperzoo/models.py``, imported with the package): it installs a loader here
+(:func:`add_loader`) that the first lookup of a name not yet registered calls, so a study's
+own models need no import by the caller and a lookup imports no heavier module than it has to.
 """
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from typing import Callable
 
 _MODELS: dict[str, Callable] = {}
-
-# Every module that registers models (tests/layers/test_registry.py checks the list is complete),
-# those that import torchvision at module level (dense, detr_lite and the detectors built on them)
-# after those that do not, so a lookup of a light model never imports torchvision.
-MODEL_MODULES = (
-    "paperzoo.layers.backbones", "paperzoo.layers.vit", "paperzoo.studies.cpgnet.model",
-    "paperzoo.studies.apis.models", "paperzoo.layers.dense", "paperzoo.layers.detr_lite",
-    "paperzoo.studies.group_detr.models", "paperzoo.studies.cfnet.models", "paperzoo.studies.drkd.models",
-    "paperzoo.studies.kd_detr.models",
-)
+# Loaders installed from above (the catalogue, src/paperzoo/models.py): ``load(name)`` imports
+# model modules until ``name`` is registered, ``load(None)`` imports them all.
+_LOADERS: list[Callable[[str | None], None]] = []
 
 
-def load_all() -> None:
-    """Import every module of :data:`MODEL_MODULES` (registration side effects; cheap: the
-    heavy libraries, e.g. timm, are imported inside the entry points)."""
-    for mod in MODEL_MODULES:
-        importlib.import_module(mod)
+def add_loader(load: Callable[[str | None], None]) -> None:
+    """Install ``load`` (once): a lookup of an unregistered name calls ``load(name)``, and
+    :func:`list_models` calls ``load(None)``, before answering."""
+    if load not in _LOADERS:
+        _LOADERS.append(load)
+
+
+def _load(name: str | None) -> None:
+    """Run the installed loaders until ``name`` is registered (every loader for ``None``)."""
+    for load in _LOADERS:
+        if name is not None and name in _MODELS:
+            return
+        load(name)
 
 
 def register_model(fn: Callable) -> Callable:
@@ -62,18 +63,10 @@ def register_presets(module: str, factory: Callable, presets: dict[str, dict], d
         register_model(build)
 
 
-def _load_until(name: str) -> None:
-    """Import the modules of :data:`MODEL_MODULES` in order until ``name`` is registered."""
-    for mod in MODEL_MODULES:
-        if name in _MODELS:
-            return
-        importlib.import_module(mod)
-
-
 def create_model(name: str, **overrides):
     """Build the registered model ``name``; keyword ``overrides`` replace its defaults."""
     if name not in _MODELS:
-        _load_until(name)
+        _load(name)
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     return _MODELS[name](**overrides)
@@ -83,7 +76,7 @@ def list_models(pattern: str = "*", module: str | None = None) -> list[str]:
     """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"detr_*"``);
     with ``module``, only entry points defined in that package (e.g. ``"paperzoo.layers"``:
     the image models, not the models a study package registers)."""
-    load_all()
+    _load(None)
     return sorted(n for n, fn in _MODELS.items() if fnmatch.fnmatch(n, pattern)
                   and (module is None or fn.__module__ == module or fn.__module__.startswith(module + ".")))
 

@@ -121,7 +121,7 @@ def fig_selected_points(block: dict, data_dir, ckpt_dir, strategies: list[str], 
     visible mask's outline and the box."""
     from paperzoo.engine.checkpoint import load_checkpoint
 
-    from .steps import load_instances
+    from .instances import load_instances
 
     train, _ = load_instances(block, data_dir)
     pts = {s: load_checkpoint(Path(ckpt_dir) / s / "seed0" / "model.pt") for s in strategies}

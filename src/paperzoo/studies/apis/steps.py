@@ -3,8 +3,8 @@
     python -m paperzoo.studies.apis.steps <step> --params P --scale S [options]
 
 ``P`` is the ``apis`` config block after the scale overlay (JSON text or file). Only the
-``*_from_config`` functions read it. The official loop (chufengt/APIS ``scripts/entropy.py``,
-``random.py``) on a box-conditioned mask head (``models``):
+``*_from_config`` functions (``recipe``) read it. The official loop (chufengt/APIS
+``scripts/entropy.py``, ``random.py``) on a box-conditioned mask head (``models``):
 
 * ``p0``        --seed K --data-dir D --checkpoint P0.pt --out runs/p0/seedK/metrics.json
                 P0: one random point per training instance (the first of the 10 PointSup points
@@ -34,82 +34,27 @@ from paperzoo.engine.io import read_json
 from paperzoo.engine.metrics import run_meta, write_run_metrics
 from paperzoo.engine.seeding import seed_everything
 
+from .instances import load_instances
+from .recipe import (  # noqa: F401  (re-exported: the recipe is part of this module's interface)
+    STRATEGIES,
+    check_strategy,
+    deviations,
+    fullmask_from_config,
+    head_from_config,
+    p0_from_config,
+    rounds_from_config,
+    selection_from_config,
+)
+
 STUDY = "apis"
 PACKAGES = ("numpy", "torch", "torchvision", "pycocotools", "faster_coco_eval")
 POINT_SEED = 12_345          # PointSup's point-drawing seed (detectron2 prepare_..._without_masks.py), + the run's seed
 ROUND_SEED = 100             # round r's batches come from seed * 1000 + ROUND_SEED + r (the same for every strategy)
 TIE_SEED = 9_001             # argmax ties of round r: seed * 1000 + TIE_SEED + r
-STRATEGIES = ("random", "entropy", "bald", "oracle")
-
-
-# --- config → explicit keyword arguments -------------------------------------------------
-
-def _train_cfg(b: dict, where: str) -> dict:
-    out = {"steps": int(b["steps"]), "batch_size": int(b["batch_size"]), "lr": float(b["lr"]),
-           "weight_decay": float(b["weight_decay"]), "drop_at": [float(x) for x in b["drop_at"]]}
-    if any(not 0 < x < 1 for x in out["drop_at"]):
-        raise ValueError(f"apis.{where}.drop_at = {out['drop_at']}: fractions of the run in (0, 1) expected")
-    return out
-
-
-def p0_from_config(block: dict) -> dict:
-    return _train_cfg(block["p0"], "p0")
-
-
-def rounds_from_config(block: dict) -> dict:
-    r = block["rounds"]
-    out = {**_train_cfg(r, "rounds"), "n": int(r["n"])}
-    if out["n"] + 1 > int(block["points_per_instance"]):
-        raise ValueError(f"apis.rounds.n = {out['n']}: the random strategy needs n + 1 <= "
-                         f"apis.points_per_instance = {block['points_per_instance']} drawn points")
-    return out
-
-
-def fullmask_from_config(block: dict) -> dict:
-    """The reference's schedule: as many steps as P0 + every round (unless ``fullmask.steps``)."""
-    f, p0, r = block["fullmask"], p0_from_config(block), rounds_from_config(block)
-    steps = f["steps"] if f["steps"] is not None else p0["steps"] + r["n"] * r["steps"]
-    return {**_train_cfg({**f, "steps": steps}, "fullmask")}
-
-
-def head_from_config(block: dict) -> dict:
-    c = block["crop"]
-    if int(c["size"]) % 4:
-        raise ValueError(f"apis.crop.size = {c['size']}: must be divisible by 4 (the U-Net pools twice)")
-    return {"model": str(block["model"]), "size": int(c["size"]), "expand": float(c["expand"])}
-
-
-def selection_from_config(block: dict) -> dict:
-    s = block["selection"]
-    j = float(s["jitter"])
-    shifts = [(0.0, 0.0)] if j == 0 else [(j, j), (-j, -j), (j, -j), (-j, j)]
-    return {"shifts": shifts, "hflip": bool(s["hflip"])}
-
-
-def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise KeyError(f"apis: unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-    return strategy
 
 
 # --- data, model -----------------------------------------------------------------------------
-
-def load_instances(block: dict, data_dir):
-    """(train, val) :class:`~.models.Instances` of ``apis.dataset`` (val: the first
-    ``eval.n_val`` images; train: the first ``n_train`` or all)."""
-    from paperzoo.data.shapes import load_shapes
-
-    from .models import instances_from_detection
-
-    train_set, val = load_shapes(data_dir, "train", masks=True), load_shapes(data_dir, "val", masks=True)
-    x = train_set.images.float().div(255)
-    mean, std = x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
-    n_train = block.get("n_train")
-    if n_train is not None and n_train > len(train_set):
-        raise ValueError(f"apis.n_train = {n_train} > {len(train_set)} train images in {data_dir}")
-    return (instances_from_detection(train_set, mean, std, n_train),
-            instances_from_detection(val, mean, std, int(block["eval"]["n_val"])))
-
+# the train / val instances: instances.load_instances (the figures read them too)
 
 def build_head(block: dict, seed: int):
     import torch
@@ -238,22 +183,6 @@ def evaluate_masks(model, val, block: dict) -> dict:
 
 
 # --- steps -----------------------------------------------------------------------------------------
-
-def deviations(block: dict, scale: str) -> list[str]:
-    out = ["mask head given the ground-truth box (APIS gives boxes as annotation): a RoIAlign crop + U-Net "
-           "instead of CondInst's detector and dynamic mask head; masks evaluated with GT boxes "
-           "(miou, segmAP), not detector mask AP",
-           "uncertainty from an ensemble of crop views (box shifts x horizontal flip) instead of the mean over "
-           "the CondInst proposals assigned to a ground truth; every instance has views, so no random fallback",
-           "the point-loss weight (0.1 at P0, 1.0 in the rounds, official) is left out: the head has no other "
-           "loss and AdamW's step does not depend on the loss scale",
-           "class-agnostic mask head"]
-    if scale != "paper":
-        out += [f"procedural 64-px '{block['dataset']}' instances (masks with occlusion holes and two-tone "
-                "objects) instead of COCO; rounds of "
-                f"{block['rounds']['steps']} steps instead of 30k iterations"]
-    return out
-
 
 def run_p0(block: dict, *, scale: str, seed: int, data_dir, checkpoint, out, threads: int = 1,
            progress: bool = True) -> dict:

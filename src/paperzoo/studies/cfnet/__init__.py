@@ -10,5 +10,5 @@ scale): the cascade-fusion backbone (stem, p2 blocks, M stages of encoder + ligh
 transition, focal blocks at 1/32, only the fused 1/8 map flowing on) against a ConvNeXt
 backbone + FPN at matched parameters, both under one RetinaNet head (``layers.dense``)
 (``models.py``); the abstract's claims as orderings judged on paired seeds (``paper.yaml``);
-parameter, FLOP and throughput accounting (``steps.model_costs``).
+parameter, FLOP and throughput accounting (``recipe.model_costs``).
 """
