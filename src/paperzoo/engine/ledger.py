@@ -19,10 +19,8 @@ built after rerunning one study still covers the others (``--fresh``: the logs a
 ``--replace STUDY``: that study's old records go, for a study whose DAG changed). Runs in a
 merged ledger are told apart by gaps of five minutes with no job (``runs_span``).
 
-``--critical-path`` adds the DAG's critical path: the jobs of ``snakemake -n --forceall`` at the
-scale (inputs, outputs, benchmark file), each weighted by its measured wall seconds, and the
-longest chain of dependent jobs. Its length is the wall time no number of cores can beat; with
-``n`` cores the run needs at least ``max(critical path, Σ job wall / n)``.
+``--critical-path`` and ``--simulate-cores`` add the DAG's critical path and its replay at other
+core counts (``engine.dag``).
 
 Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
 cores), so the study's wall on ``n`` cores is roughly ``max(longest job, sum / n)`` plus
