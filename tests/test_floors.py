@@ -66,3 +66,9 @@ def test_no_import_circle():
         TopologicalSorter(graph).prepare()
     except CycleError as err:
         raise AssertionError(f"import circle: {' -> '.join(err.args[1])}") from None
+
+
+def test_no_source_file_over_400_lines():
+    """Files a reader can hold at once (STYLE: a few hundred lines; split along the paper's concepts)."""
+    long = {str(p.relative_to(SRC)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"over 400 lines: {long}"

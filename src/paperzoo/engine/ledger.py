@@ -1,6 +1,6 @@
 """What each study cost, from Snakemake's per-job benchmark files.
 
-    python -m paperzoo.engine.ledger --scale mini [--logs logs] [--out results/report/mini] [--fresh]
+    paperzoo cost --scale mini [--logs logs] [--out results/report/mini] [--fresh]   (python -m paperzoo.engine.ledger)
 
 Every rule writes ``logs/<study>/<scale>/<rule>/<name>.benchmark.tsv`` (``bench_path`` in
 ``workflow/rules/common.smk``): wall seconds ``s``, ``cpu_time`` (user + system seconds of the
@@ -19,8 +19,7 @@ built after rerunning one study still covers the others (``--fresh``: the logs a
 ``--replace STUDY``: that study's old records go, for a study whose DAG changed). Runs in a
 merged ledger are told apart by gaps of five minutes with no job (``runs_span``).
 
-``--critical-path`` and ``--simulate-cores`` add the DAG's critical path and its replay at other
-core counts (``engine.dag``).
+``--critical-path``, ``--simulate-cores``: the DAG's critical path and core scaling (``engine.dag``).
 
 Sums of job wall time are not the DAG's wall time: jobs run in parallel (two at a time on two
 cores), so the study's wall on ``n`` cores is roughly ``max(longest job, sum / n)`` plus
