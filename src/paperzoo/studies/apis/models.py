@@ -247,7 +247,7 @@ def score_pixels(strategy: str, probs: Tensor, gt: Tensor | None = None) -> Tens
       views (official: the mean over the proposals assigned to the instance). Entropy, margin
       and least confidence rank the pixels of one map identically, so they are one strategy.
     * ``bald`` (ours, not the paper's): H(p̄) − mean_v H(p_v), the views' disagreement.
-    * ``oracle`` (an upper bound, uses the ground truth): |p̄ − gt|, the error of the mean map.
+    * ``oracle`` (a probe that reads the ground truth, not an upper bound): |p̄ − gt|, the error of the mean map.
     """
     pbar = probs.mean(0)
     if strategy == "entropy":
