@@ -70,3 +70,16 @@ def test_compound_claim_lists_its_undecided_parts():
     comp = {**_claim("all"), "all_of": ["p1", "p2"], "test": "all of 2"}
     t = power.study_power({"study": "toy", "scale": "mini", "claims": [*parts, comp]}, per_seed_min=None)
     assert [r["id"] for r in t["claims"]] == ["all ← p2 (inconclusive)"] and t["paper_claims"] == 1
+
+
+def test_agreement_claim_is_decided_by_its_tost():
+    # d = -0.1 against ±0.2 with sd 0.01·√3: inside once h < 0.1 (n = 3: h = 0.043 already), so n = 3;
+    # a one-sided reading of d - tol would have called it decided for the wrong reason
+    c = _claim(diff=-0.1, sesoi=None, tol=0.2, comparison="b.m ~= a.m")
+    assert power.claim_power(c, m=1)["alpha"]["observed"] == 3
+    # d = -0.19: inside needs h < 0.01: se = 0.01·√3/√n, t·se < 0.01 from n = 15 on
+    c = _claim(diff=-0.19, sesoi=None, tol=0.2, comparison="b.m ~= a.m")
+    n = power.claim_power(c, m=1)["alpha"]["observed"]
+    from scipy import stats
+    sd = 0.01 * 3 ** 0.5
+    assert n == next(k for k in range(3, 200) if stats.t.ppf(0.975, k - 1) * sd / k ** 0.5 < 0.01)

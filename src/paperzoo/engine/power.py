@@ -98,6 +98,8 @@ def claim_power(claim: Mapping, m: int, n_max: int = 200) -> dict:
         def decides(n: int) -> bool:
             se, df = f(n)
             h = t(1 - a, df) * se
+            if op == "~=":   # TOST inside ±tol, or the whole interval outside it
+                return abs(d) + h < tol or abs(d) - h > tol
             return abs(d - tol) > h or (sesoi is not None and abs(d) + h < sesoi)
 
         def detects(n: int) -> bool:
