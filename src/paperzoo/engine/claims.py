@@ -253,6 +253,12 @@ def _reference(ref: Mapping | None) -> dict | None:
             "source": ref.get("source"), "verified": bool(ref.get("verified", False))}
 
 
+def _not_run(row: dict, scales) -> dict:
+    """``row`` as a claim not judged at this scale (listed, no numbers)."""
+    return {**row, "test": None, "verdict": NOT_RUN, "unadjusted": NOT_RUN, "holm": NOT_RUN, "p": None,
+            "ours": None, "scales": list(scales)}
+
+
 def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) -> tuple[list[dict], dict]:
     """Per-claim verdicts, Holm inside the paper claims, and the regime gates: (claims, regime)."""
     arms = metrics["arms"]
@@ -270,8 +276,7 @@ def judge(paper: Mapping, metrics: Mapping, scale: str, alpha: float = ALPHA) ->
                "gate": bool(c.get("gate", False)), "sesoi_source": c.get("sesoi_source"),
                "paper": _reference(paper["_refs"].get(c.get("paper")))}
         if "scales" in c and scale not in c["scales"]:
-            out.append({**row, "test": None, "verdict": NOT_RUN, "unadjusted": NOT_RUN, "holm": NOT_RUN,
-                        "p": None, "ours": None, "scales": list(c["scales"])})
+            out.append(_not_run(row, c["scales"]))
             continue
         lhs, rhs = resolve(c["lhs"], arms, where), scaled(resolve(c["rhs"], arms, where), factor)
         try:
@@ -309,8 +314,7 @@ def compound(c: Mapping, by_id: Mapping[str, dict], scale: str, ref: dict | None
            "paper": ref, "all_of": list(c["all_of"])}
     parts = [by_id[cid] for cid in c["all_of"]]
     if ("scales" in c and scale not in c["scales"]) or any(p["unadjusted"] == NOT_RUN for p in parts):
-        return {**row, "test": None, "verdict": NOT_RUN, "unadjusted": NOT_RUN, "holm": NOT_RUN, "p": None,
-                "ours": None, "scales": list(c.get("scales") or [])}
+        return _not_run(row, c.get("scales") or [])
     k, vs = len(parts), [p["unadjusted"] for p in parts]
 
     def p_of(part: dict, test: str) -> float:   # a part's p of one candidate test (1 where it has none)

@@ -33,25 +33,36 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 
 
-def job_seconds(jobs: list[dict], recs: list[dict]) -> list[float]:
-    """Each job's measured wall seconds (0 for a job without a benchmark file or a measurement),
-    matched through ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``."""
+def measured(jobs: list[dict], recs: list[dict]) -> list[float | None]:
+    """Each job's measured wall seconds from the ledger ``recs``, matched through its benchmark
+    file ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``: 0 for a job without a benchmark file,
+    None for one whose benchmark was never measured (or measured NaN)."""
     secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
-    out = []
+    out: list[float | None] = []
     for j in jobs:
-        w = 0.0
-        if j["benchmark"]:
-            parts = Path(j["benchmark"]).parts
-            w = secs.get((parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv")), 0.0)
-        out.append(w)
+        if not j["benchmark"]:
+            out.append(0.0)
+            continue
+        parts = Path(j["benchmark"]).parts
+        out.append(secs.get((parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv"))))
     return out
+
+
+def job_seconds(jobs: list[dict], recs: list[dict]) -> list[float]:
+    """Each job's measured wall seconds, 0 where none was measured (:func:`measured`)."""
+    return [w or 0.0 for w in measured(jobs, recs)]
+
+
+def dependencies(jobs: list[dict]) -> list[set[int]]:
+    """For each job, the jobs that make one of its inputs (by index)."""
+    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
+    return [{producer[x] for x in j["input"] if x in producer} - {i} for i, j in enumerate(jobs)]
 
 
 def replay(jobs: list[dict], seconds: list[float], cores: int) -> dict:
     """Greedy list scheduling of ``jobs`` (each with ``input``, ``output``, ``threads``, ``priority``)
     on ``cores``: the makespan, the mean number of cores busy, and each job's start time."""
-    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
-    deps = [{producer[x] for x in j["input"] if x in producer} - {i} for i, j in enumerate(jobs)]
+    deps = dependencies(jobs)
     users: list[list[int]] = [[] for _ in jobs]
     for i, ds in enumerate(deps):
         for d in ds:
@@ -164,20 +175,9 @@ def critical_path(jobs: list[dict], recs: list[dict]) -> dict:
     A), each weighted by its measured wall seconds from ``recs`` (matched through the benchmark
     path ``logs/<study>/<scale>/<rule>/<job>.benchmark.tsv``; a job without one, or never
     measured, weighs 0 and is counted as unmeasured)."""
-    secs = {(r["study"], r["rule"], r["job"]): r["s"] for r in recs if r["s"] == r["s"]}
-    producer = {out: i for i, j in enumerate(jobs) for out in j["output"]}
-    weight, unmeasured = [], 0
-    for j in jobs:
-        w = 0.0
-        if j["benchmark"]:
-            parts = Path(j["benchmark"]).parts
-            key = (parts[-4], parts[-2], parts[-1].removesuffix(".benchmark.tsv"))
-            if key in secs:
-                w = secs[key]
-            else:
-                unmeasured += 1
-        weight.append(w)
-    deps = [{producer[x] for x in j["input"] if x in producer} for j in jobs]
+    seconds = measured(jobs, recs)
+    weight, unmeasured = [w or 0.0 for w in seconds], sum(w is None for w in seconds)
+    deps = dependencies(jobs)
     finish: dict[int, float] = {}               # longest chain ending with job i
     best_dep: dict[int, int | None] = {}
     for i in TopologicalSorter(dict(enumerate(deps))).static_order():   # CycleError on a cycle

@@ -39,6 +39,7 @@ from typing import Callable, Mapping
 from scipy import stats
 
 from .claims import ALPHA, NOT_RUN, OUT_OF_REGIME
+from .verdict import Side, welch_se
 from .io import atomic_path, read_json, write_json
 from .subsample import seed_cost
 
@@ -55,18 +56,17 @@ def se_at(claim: Mapping) -> Callable[[int], tuple[float, float]] | None:
         sd = o["se"] * math.sqrt(n0) if n0 else 0.0
         return (lambda n: (sd / math.sqrt(n), n - 1.0)) if sd > 0 else None
     if test in ("one-sample", "welch"):
-        sds = [s["std"] for s in (lhs, rhs) if s["n"] is not None and s["std"] > 0]
-        if not sds:
+        if not any(s["n"] is not None and s["std"] > 0 for s in (lhs, rhs)):
             return None
-        if len(sds) == 1:
-            return lambda n: (sds[0] / math.sqrt(n), n - 1.0)
-
-        def welch(n: int) -> tuple[float, float]:
-            v = [s**2 / n for s in sds]
-            se = math.sqrt(sum(v))
-            return se, se**4 / sum(x**2 / (n - 1) for x in v)
-        return welch
+        # the verdict's own Welch-Satterthwaite (se, df), each metric side run on n seeds
+        return lambda n: welch_se(*(Side(None, 0.0, 0.0, math.inf) if s["n"] is None else
+                                    Side(s["ref"], 0.0, s["std"], n) for s in (lhs, rhs)))
     return None
+
+
+def _t(q: float, df: float) -> float:
+    """The Student quantile the verdict rule uses."""
+    return float(stats.t.ppf(q, df))
 
 
 def smallest_n(ok: Callable[[int], bool], n0: int, n_max: int) -> int | None:
@@ -92,23 +92,20 @@ def claim_power(claim: Mapping, m: int, n_max: int = 200) -> dict:
             out[label] = {"observed": None, "detect_sesoi": None, "negligible_if_null": None}
             continue
 
-        def t(q: float, df: float) -> float:
-            return float(stats.t.ppf(q, df))
-
         def decides(n: int) -> bool:
             se, df = f(n)
-            h = t(1 - a, df) * se
+            h = _t(1 - a, df) * se
             if op == "~=":   # TOST inside ±tol, or the whole interval outside it
                 return abs(d) + h < tol or abs(d) - h > tol
             return abs(d - tol) > h or (sesoi is not None and abs(d) + h < sesoi)
 
         def detects(n: int) -> bool:
             se, df = f(n)
-            return (t(1 - a, df) + t(POWER, df)) * se <= sesoi - tol
+            return (_t(1 - a, df) + _t(POWER, df)) * se <= sesoi - tol
 
         def null_negligible(n: int) -> bool:
             se, df = f(n)
-            return (t(1 - a, df) + t(1 - (1 - POWER) / 2, df)) * se <= sesoi
+            return (_t(1 - a, df) + _t(1 - (1 - POWER) / 2, df)) * se <= sesoi
 
         out[label] = {
             "observed": smallest_n(decides, n0, n_max),
